@@ -88,6 +88,7 @@ class LearnedImageCodec(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        self.lmbda: float | None = None  # set by kdic.load from the weights metadata
         t = config.transform
         enc_in = [3, t.encoder[0].channels, t.encoder[1].channels]
         self.g_a = Transform([
