@@ -6,9 +6,9 @@ rebuilds the model from the file alone. Never pickle.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +18,12 @@ from safetensors.torch import save_file
 
 from . import __version__
 from .errors import CheckpointError, ConfigError
+from .fileio import atomic_write
 from .models import LearnedImageCodec, config_from_dict, to_dict
 
 FORMAT = "kdic-weights"
 FORMAT_VERSION = 1
 METADATA_KEY = "kdic"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` and move the result onto ``path``; no half-written file survives."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save(model: LearnedImageCodec, path: str | os.PathLike, lmbda: float | None = None,
@@ -99,3 +87,18 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Learned
     model.load_state_dict(state)
     model.lmbda = metadata.get("lmbda")
     return model.to(device).eval()
+
+
+def weights_digest(model: torch.nn.Module) -> bytes:
+    """SHA-256 of the weights (names, dtypes, shapes, bytes); a bitstream names the weights it needs."""
+    key = tuple((p._version, p.data_ptr()) for p in model.parameters())
+    cached = getattr(model, "_kdic_digest", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    model._kdic_digest = (key, digest.digest())
+    return model._kdic_digest[1]

@@ -8,10 +8,118 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+import warnings
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from tqdm import tqdm
 
 from . import __version__
 from .errors import KdicError
+
+KDIC_SUFFIX = ".kdic"
+
+
+def _resolve_model(weights: str | None, model_id: str | None, purpose: str):
+    """Model from an explicit weights file, else the shipped weights of ``model_id``."""
+    from .checkpoint import load
+    from .data import bundled_weights
+
+    if weights:
+        return load(weights)
+    if model_id is None:
+        raise KdicError(f"no default model ships with this kdic version yet; pass --weights FILE to {purpose}")
+    path = bundled_weights(model_id)
+    if path is None:
+        raise KdicError(f"no bundled weights for model {model_id!r}; pass --weights FILE to {purpose}")
+    return load(path)
+
+
+def _plan(inputs: Sequence[str], output: str, suffixes: Iterable[str], out_suffix: str, force: bool) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: one file to one file, or files/folders into an existing folder."""
+    sources: list[Path] = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in tuple(suffixes))
+            if not found:
+                raise KdicError(f"{path}: no input files ({', '.join(suffixes)}) in this folder")
+            sources += found
+        elif path.is_file():
+            sources.append(path)
+        else:
+            raise KdicError(f"{path}: no such file or folder")
+    target = Path(output)
+    many = len(inputs) > 1 or Path(inputs[0]).is_dir()
+    if many or target.is_dir():
+        if not target.is_dir():
+            raise KdicError(f"output folder {target} does not exist")
+        pairs = [(src, target / (src.stem + out_suffix)) for src in sources]
+    else:
+        if not target.parent.is_dir():
+            raise KdicError(f"output folder {target.parent} does not exist")
+        pairs = [(sources[0], target)]
+    for _, dst in pairs:
+        if dst.exists() and not force:
+            raise KdicError(f"{dst} exists; use --force to overwrite")
+    return pairs
+
+
+def _print_timings(report) -> None:
+    total = sum(report.timings.values())
+    parts = ", ".join(f"{k} {v:.3f} s" for k, v in report.timings.items())
+    print(f"    time {total:.3f} s: {parts}; {report.symbols} symbols")
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .codec import IMAGE_SUFFIXES, encode_image, read_image
+    from .fileio import atomic_write_bytes
+
+    pairs = _plan(args.inputs, args.output, IMAGE_SUFFIXES, KDIC_SUFFIX, args.force)
+    model = _resolve_model(args.weights, args.model, "compress")
+    for src, dst in tqdm(pairs, desc="compressing", disable=args.quiet or len(pairs) == 1, unit="image"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image = read_image(src)
+        for warning in caught:
+            print(f"kdic: warning: {warning.message}", file=sys.stderr)
+        data, reconstruction, report = encode_image(model, image)
+        atomic_write_bytes(dst, data)
+        if not args.quiet:
+            mse = np.mean((reconstruction.astype(np.float64) - image.astype(np.float64)) ** 2)
+            psnr = 10 * np.log10(255**2 / mse) if mse > 0 else float("inf")
+            print(f"{src.name} -> {dst}: {report.num_bytes} bytes, {report.bits_per_pixel:.4f} bpp "
+                  f"(estimate {report.estimated_bits_per_pixel:.4f}), PSNR {psnr:.2f} dB")
+            if args.verbose:
+                _print_timings(report)
+    return 0
+
+
+def _cmd_decompress(args: argparse.Namespace) -> int:
+    from .codec import decode_bytes, unpack, write_png
+
+    pairs = _plan(args.inputs, args.output, (KDIC_SUFFIX,), ".png", args.force)
+    models: dict[str, object] = {}
+    for src, dst in tqdm(pairs, desc="decompressing", disable=args.quiet or len(pairs) == 1, unit="file"):
+        data = src.read_bytes()
+        try:
+            header, _ = unpack(data)
+        except KdicError as exc:
+            raise KdicError(f"{src}: {exc}") from None
+        if header.model_id not in models:
+            models[header.model_id] = _resolve_model(args.weights, header.model_id, "decompress")
+        try:
+            image, report = decode_bytes(models[header.model_id], data)
+        except KdicError as exc:
+            raise KdicError(f"{src}: {exc}") from None
+        write_png(image, dst)
+        if not args.quiet:
+            print(f"{src.name} -> {dst}: {report.width}x{report.height}, {report.bits_per_pixel:.4f} bpp")
+            if args.verbose:
+                _print_timings(report)
+    return 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -29,8 +137,27 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .checkpoint import read_metadata
+    from .codec import unpack
+    from .codec.bitstream import MAGIC
 
-    metadata = read_metadata(args.file)
+    path = Path(args.file)
+    if not path.is_file():
+        raise KdicError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        is_bitstream = f.read(len(MAGIC)) == MAGIC
+    if is_bitstream:
+        data = path.read_bytes()
+        try:
+            header, streams = unpack(data)
+        except KdicError as exc:
+            raise KdicError(f"{path}: {exc}") from None
+        info = {"file": str(path), "bytes": len(data), "model": header.model_id,
+                "weights_digest": header.weights_digest.hex(), "width": header.width, "height": header.height,
+                "bits_per_pixel": 8 * len(data) / (header.width * header.height),
+                "stream_bytes": [len(s) for s in streams]}
+        print(json.dumps(info, indent=2) if args.json else "\n".join(f"{k + ':':16s}{v}" for k, v in info.items()))
+        return 0
+    metadata = read_metadata(path)
     if args.json:
         print(json.dumps(metadata, indent=2))
         return 0
@@ -53,7 +180,24 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--quiet", action="store_true", help="no progress bar")
     models.set_defaults(func=_cmd_models)
 
-    info = sub.add_parser("info", help="show the metadata of a kdic weights file")
+    def add_codec_args(p: argparse.ArgumentParser, verb: str) -> None:
+        p.add_argument("inputs", nargs="+", metavar="INPUT", help=f"file(s) or folder(s) to {verb}")
+        p.add_argument("-o", "--output", required=True, help="output file, or an existing folder")
+        p.add_argument("--weights", help="weights file (.safetensors) written by kdic")
+        p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+        p.add_argument("--verbose", action="store_true", help="print the time split (transform vs entropy coding)")
+        p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    compress = sub.add_parser("compress", help="images (PNG, JPEG, ...) to .kdic bitstreams")
+    add_codec_args(compress, "compress")
+    compress.add_argument("--model", help="preset whose bundled weights to use")
+    compress.set_defaults(func=_cmd_compress)
+
+    decompress = sub.add_parser("decompress", help=".kdic bitstreams to PNG")
+    add_codec_args(decompress, "decompress")
+    decompress.set_defaults(func=_cmd_decompress)
+
+    info = sub.add_parser("info", help="show the header of a .kdic file or the metadata of a weights file")
     info.add_argument("file")
     info.add_argument("--json", action="store_true", help="print the full metadata block")
     info.set_defaults(func=_cmd_info)

@@ -11,3 +11,11 @@ class ConfigError(KdicError, ValueError):
 
 class CheckpointError(KdicError):
     """A weights file cannot be read or does not match the model it describes."""
+
+
+class BitstreamError(KdicError):
+    """A .kdic file is malformed, corrupted, or was made with other weights."""
+
+
+class ImageInputError(KdicError):
+    """An input image cannot be read or is of an unsupported kind (e.g. 16-bit)."""

@@ -8,7 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .coder import FactorizedTables, fixed_threads
 from .ops import LIKELIHOOD_BOUND, lower_bound, noisy, quantize
+
+MAX_SUPPORT = 4096  # widest per-channel symbol alphabet for z (wider learned quantiles are clipped)
 
 
 class EntropyBottleneck(nn.Module):
@@ -37,6 +40,8 @@ class EntropyBottleneck(nn.Module):
         self.quantiles = nn.Parameter(torch.tensor([-init_scale, 0.0, init_scale]).repeat(channels, 1, 1))
         target = math.log(2 / tail_mass - 1)
         self.register_buffer("target", torch.tensor([-target, 0.0, target]), persistent=False)
+        self._tables: FactorizedTables | None = None
+        self._tables_key: tuple = ()
 
     @property
     def medians(self) -> Tensor:
@@ -46,10 +51,10 @@ class EntropyBottleneck(nn.Module):
     def logits_cumulative(self, x: Tensor, stop_gradient: bool) -> Tensor:
         """Logit of the CDF at ``x`` (shape (C, 1, N)); gradient-free weights when computing aux loss."""
         for i, (matrix, bias) in enumerate(zip(self.matrices, self.biases)):
-            matrix = F.softplus(matrix.detach() if stop_gradient else matrix)
-            x = torch.matmul(matrix, x) + (bias.detach() if stop_gradient else bias)
+            matrix = F.softplus((matrix.detach() if stop_gradient else matrix).to(x.dtype))
+            x = torch.matmul(matrix, x) + (bias.detach() if stop_gradient else bias).to(x.dtype)
             if i < len(self.factors):
-                factor = self.factors[i].detach() if stop_gradient else self.factors[i]
+                factor = (self.factors[i].detach() if stop_gradient else self.factors[i]).to(x.dtype)
                 x = x + torch.tanh(factor) * torch.tanh(x)
         return x
 
@@ -58,15 +63,48 @@ class EntropyBottleneck(nn.Module):
         logits = self.logits_cumulative(self.quantiles, stop_gradient=True)
         return (logits - self.target).abs().sum()
 
+    def _bin_probability(self, values: Tensor) -> Tensor:
+        """P of the unit bin around each value of a (C, 1, N) tensor."""
+        lower = self.logits_cumulative(values - 0.5, stop_gradient=False)
+        upper = self.logits_cumulative(values + 0.5, stop_gradient=False)
+        sign = -torch.sign(lower + upper).detach()
+        return (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
+
+    def coding_tables(self) -> FactorizedTables:
+        """Per-channel PMF tables for real coding, rebuilt automatically whenever a parameter changes.
+
+        Parameters carry a version counter that every in-place update (optimizer step,
+        ``load_state_dict``) bumps, so no manual ``update()`` call can be forgotten.
+        """
+        key = tuple((p._version, p.data_ptr()) for p in self.parameters())
+        if self._tables is None or key != self._tables_key:
+            with torch.no_grad(), fixed_threads():
+                q = self.quantiles.detach().double()[:, 0]
+                medians = q[:, 1]
+                minima = torch.ceil(medians - q[:, 0]).clamp(0, MAX_SUPPORT // 2).long()
+                maxima = torch.ceil(q[:, 2] - medians).clamp(0, MAX_SUPPORT // 2).long()
+                length = int((minima + maxima).max()) + 1
+                samples = torch.arange(length, dtype=torch.float64)[None] - minima[:, None] + medians[:, None]
+                pmf = self._bin_probability(samples[:, None, :])[:, 0, :]
+                support = torch.arange(length)[None] <= (minima + maxima)[:, None]
+                pmf = torch.where(support, pmf.clamp_min(1e-12), torch.zeros_like(pmf))
+                pmf = (pmf / pmf.sum(dim=1, keepdim=True)).numpy()
+            self._tables = FactorizedTables(self.quantiles.detach()[:, 0, 1].clone(), minima, maxima, pmf)
+            self._tables_key = key
+        return self._tables
+
+    def update(self, force: bool = False) -> bool:
+        """CompressAI-compatible; tables are rebuilt on demand, so this only forces a rebuild."""
+        if force:
+            self._tables = None
+        self.coding_tables()
+        return True
+
     def likelihood(self, z_tilde: Tensor) -> Tensor:
         """P of the unit bin around each value; ``z_tilde`` is (B, C, H, W)."""
         b, c, h, w = z_tilde.shape
         values = z_tilde.permute(1, 0, 2, 3).reshape(c, 1, -1)
-        lower = self.logits_cumulative(values - 0.5, stop_gradient=False)
-        upper = self.logits_cumulative(values + 0.5, stop_gradient=False)
-        sign = -torch.sign(lower + upper).detach()
-        likelihood = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
-        likelihood = likelihood.reshape(c, b, h, w).permute(1, 0, 2, 3)
+        likelihood = self._bin_probability(values).reshape(c, b, h, w).permute(1, 0, 2, 3)
         return lower_bound(likelihood, LIKELIHOOD_BOUND)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:

@@ -14,6 +14,8 @@ from torch import Tensor, nn
 
 from ..layers import GatedFFN, LayerNorm2d, S2CConvBlock, SubpelConv, conv, deconv
 from .bottleneck import EntropyBottleneck
+from .coder import quantize_parameters, residual_symbols
+from .latent import HyperpriorLatentCodec, SymbolCoder
 from .ops import gaussian_likelihood, quantize
 
 
@@ -53,7 +55,7 @@ def checkerboard_anchor_mask(height: int, width: int, like: Tensor) -> Tensor:
     return ((rows + cols) % 2 == 0)[None, None]
 
 
-class SCCTXLatentCodec(nn.Module):
+class SCCTXLatentCodec(HyperpriorLatentCodec):
     """Hyperprior + channel groups + checkerboard latent codec for y (and factorized z)."""
 
     def __init__(self, latent_channels: int, groups: tuple[int, ...], hyper_channels: int, style: str,
@@ -132,3 +134,24 @@ class SCCTXLatentCodec(nn.Module):
             likelihoods.append(likelihood_k)
         return {"y_hat": torch.cat(y_hat_groups, dim=1),
                 "likelihoods": {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods}}
+
+    def side_params(self, z_hat: Tensor) -> Tensor:
+        return self.h_s(z_hat)
+
+    def code_y(self, side: Tensor, y_shape: tuple[int, int, int, int], coder: SymbolCoder, y: Tensor | None) -> Tensor:
+        """Real-coding twin of ``forward``: per group, anchors then non-anchors, quantized parameters."""
+        b, _, h, w = y_shape
+        anchor = checkerboard_anchor_mask(h, w, side)
+        y_groups = y.split(self.groups, dim=1) if y is not None else [None] * len(self.groups)
+        y_hat_groups: list[Tensor] = []
+        for k, g in enumerate(self.groups):
+            context = self.group_context(k, y_hat_groups, side)
+            y_hat = side.new_zeros(b, g, h, w)
+            for mask in (anchor, ~anchor):
+                spatial = self.spatial_context[k](y_hat) if mask is not anchor else side.new_zeros(b, 2 * g, h, w)
+                indexes, means = quantize_parameters(*self.group_params(k, spatial, context))
+                mask = mask.expand_as(means)
+                symbols = None if y_groups[k] is None else residual_symbols(y_groups[k], means)[mask]
+                y_hat[mask] = coder.code(symbols, indexes[mask]) + means[mask]
+            y_hat_groups.append(y_hat)
+        return torch.cat(y_hat_groups, dim=1)

@@ -12,6 +12,8 @@ from torch import Tensor, nn
 
 from ..layers import AttentionBlock, ResidualBlockUpsample, ResidualBlockWithStride, SubpelConv, SwinLayer, TCMBlock, conv
 from .bottleneck import EntropyBottleneck
+from .coder import quantize_parameters, residual_symbols
+from .latent import HyperpriorLatentCodec, SymbolCoder
 from .ops import gaussian_likelihood, quantize
 
 
@@ -38,7 +40,7 @@ def _context_net(in_ch: int, widths: tuple[int, int], out_ch: int) -> nn.Sequent
                          conv(widths[1], out_ch, 3))
 
 
-class SliceLatentCodec(nn.Module):
+class SliceLatentCodec(HyperpriorLatentCodec):
     """Hyperprior (separate mean and scale synthesis) plus sliced channel context for y."""
 
     def __init__(self, latent_channels: int, hyper_channels: int, hyper_width: int, hyper_head_dim: int,
@@ -82,3 +84,23 @@ class SliceLatentCodec(nn.Module):
             y_hat_slices.append(y_hat_slice + 0.5 * torch.tanh(residual))
         return {"y_hat": torch.cat(y_hat_slices, dim=1),
                 "likelihoods": {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods}}
+
+    def side_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
+        return self.h_mean_s(z_hat), self.h_scale_s(z_hat)
+
+    def code_y(self, side: tuple[Tensor, Tensor], y_shape: tuple[int, int, int, int], coder: SymbolCoder,
+               y: Tensor | None) -> Tensor:
+        """Real-coding twin of ``forward``: slice by slice with quantized parameters."""
+        latent_means, latent_scales = side
+        y_slices = y.chunk(self.slices, dim=1) if y is not None else [None] * self.slices
+        y_hat_slices: list[Tensor] = []
+        for i, y_slice in enumerate(y_slices):
+            support = y_hat_slices[: self.max_support]
+            mean_support = self.atten_mean[i](torch.cat([latent_means, *support], dim=1))
+            scales = self.cc_scale[i](self.atten_scale[i](torch.cat([latent_scales, *support], dim=1)))
+            indexes, means = quantize_parameters(scales, self.cc_mean[i](mean_support))
+            symbols = None if y_slice is None else residual_symbols(y_slice, means)
+            y_hat_slice = coder.code(symbols, indexes) + means
+            residual = self.lrp[i](torch.cat([mean_support, y_hat_slice], dim=1))
+            y_hat_slices.append(y_hat_slice + 0.5 * torch.tanh(residual))
+        return torch.cat(y_hat_slices, dim=1)

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from ..entropy import SCCTXLatentCodec, SliceLatentCodec
+from ..entropy.coder import fixed_threads
+from ..entropy.latent import HYPER_STRIDE
 from ..layers import AttentionBlock, make_block, resampler
 from .config import ModelConfig, SCCTXConfig, StageConfig
 
@@ -120,6 +122,34 @@ class LearnedImageCodec(nn.Module):
         y = self.g_a(x)
         latent = self.latent_codec(y)
         return {"x_hat": self.g_s(latent["y_hat"]), "likelihoods": latent["likelihoods"]}
+
+    @torch.no_grad()
+    def compress(self, x: Tensor) -> dict:
+        """Entropy-code a batch: ``strings`` = [y strings, z strings] (one per image), ``shape`` = z size."""
+        self.check_input(x)
+        y = self.g_a(x)
+        coded = [self.latent_codec.compress(y[i: i + 1]) for i in range(x.shape[0])]
+        return {"strings": [[c["strings"][0] for c in coded], [c["strings"][1] for c in coded]],
+                "shape": (y.shape[-2] // HYPER_STRIDE, y.shape[-1] // HYPER_STRIDE),
+                "y_hat": torch.cat([c["y_hat"] for c in coded])}
+
+    @torch.no_grad()
+    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int]) -> dict:
+        """Inverse of ``compress``; the synthesis runs single-threaded so every machine gets the same pixels."""
+        y_shape = (1, self.config.transform.latent_channels, shape[0] * HYPER_STRIDE, shape[1] * HYPER_STRIDE)
+        y_hat = torch.cat([self.latent_codec.decompress([y_s, z_s], y_shape)["y_hat"]
+                           for y_s, z_s in zip(strings[0], strings[1])])
+        return {"x_hat": self.synthesize(y_hat)}
+
+    @torch.no_grad()
+    def synthesize(self, y_hat: Tensor) -> Tensor:
+        """Deterministic decoder-side reconstruction in [0, 1] (fixed thread count)."""
+        with fixed_threads():
+            return self.g_s(y_hat).clamp_(0, 1)
+
+    def update(self, force: bool = False) -> bool:
+        """CompressAI-compatible no-op: coding tables rebuild themselves when weights change."""
+        return self.latent_codec.entropy_bottleneck.update(force=force)
 
     def aux_loss(self) -> Tensor:
         """Quantile loss of the factorized prior; add it to the main loss in the same backward pass."""

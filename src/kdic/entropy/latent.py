@@ -1,0 +1,61 @@
+"""Shared real-coding procedure of the hyperprior latent codecs.
+
+A latent codec describes one decode order in ``code_y``; compression and decompression both walk
+it, differing only in the ``coder`` (which encodes the encoder's symbols, or decodes them). So
+the two sides cannot drift apart structurally.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from .bottleneck import EntropyBottleneck
+from .coder import GaussianStreamDecoder, GaussianStreamEncoder, fixed_threads
+
+
+class SymbolCoder(Protocol):
+    def code(self, symbols: Tensor | None, indexes: Tensor) -> Tensor: ...
+
+
+HYPER_STRIDE = 4  # z is y down-sampled twice
+
+
+class HyperpriorLatentCodec(nn.Module):
+    """Base: z with a factorized prior, side parameters from z_hat, y coded in ``code_y`` order."""
+
+    entropy_bottleneck: EntropyBottleneck
+    h_a: nn.Module
+
+    def side_params(self, z_hat: Tensor) -> Any:
+        raise NotImplementedError
+
+    def code_y(self, side: Any, y_shape: tuple[int, int, int, int], coder: SymbolCoder, y: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def compress(self, y: Tensor) -> dict:
+        """Entropy-code one latent (batch 1): strings [y, z], y_hat as the decoder will see it."""
+        tables = self.entropy_bottleneck.coding_tables()
+        z_symbols = tables.symbols(self.h_a(y))
+        encoder = GaussianStreamEncoder()
+        with fixed_threads():
+            y_hat = self.code_y(self.side_params(tables.values(z_symbols)), tuple(y.shape), encoder, y)
+        return {"strings": [encoder.finish(), tables.encode(z_symbols)], "y_hat": y_hat,
+                "symbols": encoder.symbols + z_symbols.numel()}
+
+    @torch.no_grad()
+    def decompress(self, strings: list[bytes], y_shape: tuple[int, int, int, int]) -> dict:
+        """Inverse of ``compress``; raises ValueError on streams that cannot be parsed."""
+        b, _, h, w = y_shape
+        tables = self.entropy_bottleneck.coding_tables()
+        z_hat = tables.values(tables.decode(strings[1], torch.Size((b, tables.medians.numel(), h // HYPER_STRIDE, w // HYPER_STRIDE))))
+        decoder = GaussianStreamDecoder(strings[0])
+        with fixed_threads():
+            y_hat = self.code_y(self.side_params(z_hat), y_shape, decoder, None)
+        return {"y_hat": y_hat, "symbols": decoder.symbols + z_hat.numel()}
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.aux_loss()
