@@ -39,3 +39,76 @@ def test_info_prints_weights_metadata(tmp_path, capsys):
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "kdic-tiny" in out and "0.013" in out
+
+
+def _kdic(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kdic", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def _weights(tmp_path):
+    import torch
+
+    import kdic
+
+    torch.manual_seed(0)
+    return str(kdic.save(kdic.build_model("kdic-tiny"), tmp_path / "w.safetensors"))
+
+
+def test_compress_decompress_files_and_folders(tmp_path):
+    from PIL import Image
+
+    from kdic.data import sample_image_path
+
+    weights = _weights(tmp_path)
+    src = tmp_path / "in"
+    src.mkdir()
+    image = Image.open(sample_image_path())
+    image.crop((0, 0, 100, 70)).save(src / "a.png")
+    image.crop((50, 50, 117, 143)).convert("L").save(src / "b.png")
+    (tmp_path / "bits").mkdir()
+    (tmp_path / "out").mkdir()
+    result = _kdic("compress", str(src), "-o", str(tmp_path / "bits"), "--weights", weights, "--verbose")
+    assert result.returncode == 0, result.stderr
+    assert "a.png -> " in result.stdout and "entropy coding" in result.stdout and "bpp (estimate" in result.stdout
+    result = _kdic("decompress", str(tmp_path / "bits"), "-o", str(tmp_path / "out"), "--weights", weights)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out" / "a.png").size == (100, 70)
+    assert Image.open(tmp_path / "out" / "b.png").size == (67, 93)
+    info = _kdic("info", str(tmp_path / "bits" / "a.kdic"), "--json")
+    assert json.loads(info.stdout)["width"] == 100
+    # a second run refuses to overwrite unless --force
+    again = _kdic("compress", str(src / "a.png"), "-o", str(tmp_path / "bits" / "a.kdic"), "--weights", weights)
+    assert again.returncode == 2 and "exists; use --force" in again.stderr
+    forced = _kdic("compress", str(src / "a.png"), "-o", str(tmp_path / "bits" / "a.kdic"), "--weights", weights,
+                   "--force", "--quiet")
+    assert forced.returncode == 0 and forced.stdout == ""
+
+
+def test_codec_errors_are_one_line_and_leave_no_output(tmp_path):
+    weights = _weights(tmp_path)
+    not_image = tmp_path / "x.png"
+    not_image.write_text("not an image")
+    from kdic.data import sample_image_path
+
+    good = tmp_path / "good.kdic"
+    assert _kdic("compress", str(sample_image_path()), "-o", str(good), "--weights", weights).returncode == 0
+    truncated = tmp_path / "t.kdic"
+    truncated.write_bytes(good.read_bytes()[:200])
+    empty = tmp_path / "e.kdic"
+    empty.write_bytes(b"")
+    cases = [
+        (["compress", str(not_image), "-o", str(tmp_path / "o1.kdic"), "--weights", weights], "not a readable image"),
+        (["compress", str(sample_image_path()), "-o", str(tmp_path / "missing" / "o.kdic"), "--weights", weights],
+         "output folder"),
+        (["decompress", str(truncated), "-o", str(tmp_path / "o2.png"), "--weights", weights], "checksum mismatch"),
+        (["decompress", str(empty), "-o", str(tmp_path / "o3.png"), "--weights", weights], "file is empty"),
+        (["decompress", str(good), "-o", str(tmp_path / "o4.png")], "no bundled weights"),
+        (["compress", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o5.kdic"), "--weights", weights], "no such file"),
+    ]
+    for args, message in cases:
+        result = _kdic(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("kdic: error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+    leftovers = {p.name for p in tmp_path.iterdir()} - {"w.safetensors", "x.png", "good.kdic", "t.kdic", "e.kdic"}
+    assert leftovers == set()

@@ -48,6 +48,14 @@ def residual_symbols(y: Tensor, means: Tensor) -> Tensor:
     return torch.round(y - means).clamp_(-SYMBOL_LIMIT, SYMBOL_LIMIT)
 
 
+def _decode_checked(decode) -> np.ndarray:
+    """constriction signals invalid compressed data with assertion/key errors; make it a ValueError."""
+    try:
+        return decode()
+    except (AssertionError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"invalid compressed data: {exc}") from None
+
+
 class GaussianStreamEncoder:
     """Range-coded residuals under zero-mean quantized Gaussians with table scales."""
 
@@ -81,7 +89,7 @@ class GaussianStreamDecoder:
         if flat.size == 0:
             return torch.zeros(indexes.shape)
         stds = _TABLE64[flat]
-        values = self._decoder.decode(_GAUSSIAN, np.zeros_like(stds), stds)
+        values = _decode_checked(lambda: self._decoder.decode(_GAUSSIAN, np.zeros_like(stds), stds))
         self.symbols += flat.size
         return torch.from_numpy(values.astype(np.float32)).view(indexes.shape)
 
@@ -119,5 +127,5 @@ class FactorizedTables:
         if len(data) % 4:
             raise ValueError("range-coder stream length is not a multiple of 4 bytes")
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
-        values = decoder.decode(_CATEGORICAL, self._rows(shape))
+        values = _decode_checked(lambda: decoder.decode(_CATEGORICAL, self._rows(shape)))
         return torch.from_numpy(values.astype(np.float32)).view(shape)
