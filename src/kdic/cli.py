@@ -169,6 +169,59 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_config(spec: str):
+    """A preset name, or a JSON file holding a model config (``kdic.models.to_dict`` form)."""
+    from .models import config_from_dict, get_config
+
+    path = Path(spec)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise KdicError(f"model config file {path} does not exist")
+        try:
+            return config_from_dict(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise KdicError(f"{path}: invalid JSON ({exc})") from None
+    return get_config(spec)
+
+
+def _train_config(args: argparse.Namespace):
+    from .train.engine import TrainConfig
+
+    return TrainConfig(lmbda=args.lmbda, steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
+                       decay_at=tuple(args.decay_at), seed=args.seed, checkpoint_every=args.checkpoint_every,
+                       val_every=args.val_every)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train.run import train
+
+    summary = train(_model_config(args.model), _train_config(args), args.data, args.run_dir, args.val,
+                    args.val_images, args.resume, args.quiet)
+    if not args.quiet and summary.get("validation"):
+        v = summary["validation"]
+        print(f"done: {summary['global_step']} steps; validation bpp {v['bpp']:.4f}, PSNR {v['psnr']:.2f} dB; "
+              f"weights in {Path(args.run_dir) / 'model.safetensors'}")
+    return 0
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lmbda", type=float, required=True, help="rate-distortion trade-off: loss = bpp + lmbda*255^2*MSE")
+    p.add_argument("--data", required=True, help="folder of training images (JPEG/PNG, searched recursively)")
+    p.add_argument("--run-dir", required=True, help="run folder (config, logs, checkpoints, exported weights)")
+    p.add_argument("--val", help="validation image folder, e.g. Kodak")
+    p.add_argument("--val-images", type=int, help="use only the first N validation images")
+    p.add_argument("--steps", type=int, default=2000, help="total optimizer steps")
+    p.add_argument("--batch-size", type=int, default=8, help="crops per step (per process under torchrun)")
+    p.add_argument("--crop", type=int, default=128, help="square crop size, a multiple of 64")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--decay-at", type=float, nargs="+", default=[0.9], help="fractions of each phase where lr *= 0.1")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between resumable checkpoints")
+    p.add_argument("--val-every", type=int, default=0, help="steps between validations (0: at the end only)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdic", description="Learned image compression and its knowledge distillation.")
     parser.add_argument("--version", action="version", version=f"kdic {__version__}")
@@ -196,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     decompress = sub.add_parser("decompress", help=".kdic bitstreams to PNG")
     add_codec_args(decompress, "decompress")
     decompress.set_defaults(func=_cmd_decompress)
+
+    train = sub.add_parser("train", help="train a model (works under torchrun for DDP)")
+    train.add_argument("--model", required=True, help="preset name or model-config JSON file")
+    add_training_args(train)
+    train.set_defaults(func=_cmd_train)
 
     info = sub.add_parser("info", help="show the header of a .kdic file or the metadata of a weights file")
     info.add_argument("file")

@@ -1,0 +1,244 @@
+"""The training engine shared by ``kdic train`` and ``kdic distill``.
+
+A run is a list of phases. Each phase names the sub-modules that train (everything else is
+frozen), how many steps it takes and how its loss is computed; it gets a fresh Adam optimizer
+(the factorized prior's quantiles in their own group, trained by the aux loss in the same
+backward pass) and a step learning-rate decay. Checkpoints hold the module, the optimizer, the
+data and noise RNG states and the position (phase, step), written atomically as safetensors, so a
+run killed at any moment resumes exactly where its last checkpoint was.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..errors import ConfigError, KdicError
+from ..fileio import atomic_write
+from .data import CropSampler
+from .distributed import DistContext
+from .losses import psnr
+
+STATE_FORMAT = "kdic-train-state"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization settings of a run (per phase, the learning rate decays at ``decay_at``)."""
+
+    lmbda: float
+    steps: int
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-4
+    aux_lr: float = 1e-3
+    decay_at: tuple[float, ...] = (0.9,)
+    decay_factor: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 200
+    val_every: int = 0
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.lmbda <= 0 or self.steps <= 0 or self.batch_size <= 0 or self.crop < 64 or self.crop % 64:
+            raise ConfigError("need lmbda > 0, steps > 0, batch_size > 0 and a crop that is a multiple of 64")
+        if any(not 0 < f <= 1 for f in self.decay_at) or not 0 < self.decay_factor <= 1:
+            raise ConfigError("decay_at fractions must be in (0, 1] and decay_factor in (0, 1]")
+
+    def lr_factor(self, progress: float) -> float:
+        return self.decay_factor ** sum(progress >= f for f in self.decay_at)
+
+
+LossFn = Callable[[nn.Module, Tensor], dict[str, Tensor]]
+
+
+@dataclass
+class Phase:
+    """One block of steps: which sub-modules train, under which loss."""
+
+    name: str
+    steps: int
+    trainable: list[str]
+    loss: LossFn
+    setup: Callable[[], None] | None = None
+    info: dict = field(default_factory=dict)
+
+
+def set_trainable(module: nn.Module, paths: list[str]) -> list[str]:
+    """Freeze ``module`` except the sub-modules at ``paths`` ("" = all); returns trainable names."""
+    module.requires_grad_(False)
+    for path in paths:
+        try:
+            module.get_submodule(path).requires_grad_(True)
+        except AttributeError:
+            raise ConfigError(f"no module {path!r} to train") from None
+    names = [n for n, p in module.named_parameters() if p.requires_grad]
+    if not names:
+        raise ConfigError(f"modules {paths} have no parameters to train")
+    return names
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], list[dict]]:
+    state = optimizer.state_dict()
+    tensors = {f"optim/{idx}/{key}": value for idx, entry in state["state"].items() for key, value in entry.items()}
+    return tensors, state["param_groups"]
+
+
+def _optimizer_state(tensors: dict[str, Tensor], groups: list[dict]) -> dict:
+    state: dict[int, dict[str, Tensor]] = {}
+    for name, value in tensors.items():
+        _, idx, key = name.split("/")
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": groups}
+
+
+class Trainer:
+    """Runs phases over a module, with checkpoints, logging and validation in ``run_dir``."""
+
+    def __init__(self, module: nn.Module, phases: list[Phase], config: TrainConfig, run_dir: Path | None,
+                 sampler: CropSampler, ctx: DistContext = DistContext(),
+                 validate: Callable[[], dict[str, float]] | None = None, quiet: bool = False) -> None:
+        self.module, self.phases, self.config, self.run_dir = module, phases, config, run_dir
+        self.sampler, self.ctx, self.validate, self.quiet = sampler, ctx, validate, quiet
+        self.global_step = 0
+
+    # -- checkpoints -------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "checkpoints" / "state.safetensors"
+
+    def save_state(self, phase_index: int, phase_step: int, optimizer: torch.optim.Optimizer | None) -> None:
+        if self.state_path is None or not self.ctx.is_main:
+            return
+        tensors = {f"module/{k}": v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+        groups: list[dict] = []
+        if optimizer is not None:
+            optim_tensors, groups = _optimizer_tensors(optimizer)
+            tensors.update({k: v.detach().cpu().contiguous() for k, v in optim_tensors.items()})
+        tensors["rng/sampler"] = self.sampler.state()
+        tensors["rng/torch"] = torch.get_rng_state()
+        meta = {"format": STATE_FORMAT, "phase": phase_index, "phase_step": phase_step,
+                "global_step": self.global_step, "param_groups": groups}
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.state_path, lambda tmp: save_file(tensors, tmp, metadata={"kdic": json.dumps(meta)}))
+
+    def load_state(self) -> tuple[int, int, dict | None]:
+        """(phase, step within phase, optimizer state) from the last checkpoint."""
+        path = self.state_path
+        if path is None or not path.is_file():
+            raise KdicError(f"nothing to resume: {path} does not exist")
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["kdic"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        if meta.get("format") != STATE_FORMAT:
+            raise KdicError(f"{path} is not a kdic training state")
+        self.module.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("module/")})
+        self.sampler.load_state(tensors["rng/sampler"])
+        torch.set_rng_state(tensors["rng/torch"])
+        self.global_step = meta["global_step"]
+        optim = {k: v for k, v in tensors.items() if k.startswith("optim/")}
+        return meta["phase"], meta["phase_step"], (_optimizer_state(optim, meta["param_groups"]) if meta["param_groups"] else None)
+
+    # -- logging -----------------------------------------------------------------------------
+    LOG_FIELDS = ("global_step", "phase", "kind", "loss", "rd", "bpp", "mse", "psnr", "feature", "aux", "lr", "seconds")
+
+    def _log(self, row: dict) -> None:
+        if self.run_dir is None or not self.ctx.is_main:
+            return
+        path = self.run_dir / "log.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.LOG_FIELDS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def _truncate_log(self) -> None:
+        """Drop log rows written after the checkpoint we resume from."""
+        path = None if self.run_dir is None else self.run_dir / "log.csv"
+        if path is None or not path.exists() or not self.ctx.is_main:
+            return
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["global_step"]) <= self.global_step]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def _validate(self, phase: str) -> dict[str, float] | None:
+        if self.validate is None or not self.ctx.is_main:
+            return None
+        was_training = self.module.training
+        self.module.eval()
+        metrics = self.validate()
+        self.module.train(was_training)
+        self._log({"global_step": self.global_step, "phase": phase, "kind": "val", **metrics})
+        return metrics
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> dict:
+        start_phase, start_step, optim_state = (0, 0, None)
+        if self.run_dir is not None and self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            start_phase, start_step, optim_state = self.load_state()
+            self._truncate_log()
+        cfg = self.config
+        last_val: dict | None = None
+        for phase_index, phase in enumerate(self.phases):
+            if phase_index < start_phase:
+                if phase.setup is not None:
+                    phase.setup()
+                continue
+            if phase.setup is not None:
+                phase.setup()
+            names = set_trainable(self.module, phase.trainable)
+            params = dict(self.module.named_parameters())
+            main = [params[n] for n in names if not n.endswith("quantiles")]
+            aux = [params[n] for n in names if n.endswith("quantiles")]
+            groups = [{"params": main, "lr": cfg.lr}] + ([{"params": aux, "lr": cfg.aux_lr}] if aux else [])
+            optimizer = torch.optim.Adam(groups, lr=cfg.lr)
+            first = start_step if phase_index == start_phase else 0
+            if phase_index == start_phase and optim_state is not None:
+                optimizer.load_state_dict(optim_state)
+            forward = DistributedDataParallel(self.module) if self.ctx.enabled else self.module
+            self.module.train()
+            bar = tqdm(range(first, phase.steps), desc=phase.name, disable=self.quiet or not self.ctx.is_main,
+                       initial=first, total=phase.steps)
+            for step in bar:
+                started = time.perf_counter()
+                optimizer.param_groups[0]["lr"] = cfg.lr * cfg.lr_factor(step / phase.steps)
+                x = self.sampler.batch(cfg.batch_size).to(self.ctx.device)
+                losses = phase.loss(forward, x)
+                optimizer.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(main, cfg.grad_clip)
+                optimizer.step()
+                self.global_step += 1
+                if step % cfg.log_every == 0 or step == phase.steps - 1:
+                    row = {k: float(v.detach()) for k, v in losses.items()}
+                    if "mse" in row:
+                        row["psnr"] = psnr(row["mse"])
+                    self._log({"global_step": self.global_step, "phase": phase.name, "kind": "train", **row,
+                               "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started})
+                    bar.set_postfix(loss=f"{row['loss']:.4f}")
+                if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < phase.steps:
+                    self.save_state(phase_index, step + 1, optimizer)
+                if cfg.val_every and self.global_step % cfg.val_every == 0:
+                    last_val = self._validate(phase.name)
+            self.save_state(phase_index + 1, 0, None)
+        last_val = self._validate(self.phases[-1].name) or last_val
+        return {"global_step": self.global_step, "validation": last_val, "config": asdict(cfg)}

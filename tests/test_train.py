@@ -1,0 +1,91 @@
+"""Training engine: run folders, exact resume, frozen modules stay frozen, DDP keeps ranks identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import kdic
+from kdic.models import build_model
+from kdic.train.data import CropSampler
+from kdic.train.engine import TrainConfig, Trainer
+from kdic.train.run import rd_phase
+
+SAMPLES = Path(kdic.__file__).parent / "data" / "samples"
+CONFIG = TrainConfig(lmbda=0.013, steps=8, batch_size=2, crop=64, checkpoint_every=3, log_every=1)
+
+
+def _trainer(run_dir: Path, trainable=("",)) -> tuple[torch.nn.Module, Trainer]:
+    torch.manual_seed(0)
+    model = build_model("kdic-tiny")
+    sampler = CropSampler(SAMPLES, CONFIG.crop, seed=0)
+    return model, Trainer(model, [rd_phase("p", CONFIG.steps, list(trainable), CONFIG.lmbda)], CONFIG, run_dir,
+                          sampler, quiet=True)
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    reference, trainer = _trainer(tmp_path / "a")
+    trainer.run()
+    model, trainer = _trainer(tmp_path / "b")
+    calls = {"n": 0}
+    batch = trainer.sampler.batch
+
+    def interrupted(size):
+        calls["n"] += 1
+        if calls["n"] == 8:  # killed during step 8, after the checkpoint at step 6
+            raise KeyboardInterrupt
+        return batch(size)
+
+    trainer.sampler.batch = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    resumed, trainer = _trainer(tmp_path / "b")
+    trainer.run(resume=True)
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    steps = [line.split(",")[0] for line in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
+    assert steps == [str(s) for s in range(1, 9)]  # rows after the checkpoint were rewritten, not duplicated
+
+
+def test_frozen_modules_do_not_move(tmp_path):
+    model, trainer = _trainer(None, trainable=("g_a.stages.1",))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.run()
+    changed = {k.rsplit(".", 1)[0].split(".blocks")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"g_a.stages.1"} or all(k.startswith("g_a.stages.1") for k in changed)
+    assert any(k.startswith("g_a.stages.1") for k in changed)
+
+
+def test_kdic_train_run_folder(tmp_path):
+    from kdic.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--model", "kdic-tiny", "--lmbda", "0.0067", "--data", str(SAMPLES), "--run-dir", str(run),
+                 "--steps", "4", "--batch-size", "2", "--crop", "64", "--val", str(SAMPLES), "--quiet"]) == 0
+    for name in ("config.json", "git.txt", "pip-freeze.txt", "log.csv", "summary.json", "model.safetensors",
+                 "checkpoints/state.safetensors"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "config.json").read_text())["model"]["name"] == "kdic-tiny"
+    assert "torch==2.13.0" in (run / "pip-freeze.txt").read_text()
+    assert kdic.load(run / "model.safetensors").lmbda == 0.0067
+    assert main(["train", "--model", "kdic-tiny", "--lmbda", "0.0067", "--data", str(SAMPLES), "--run-dir", str(run)]) == 2
+
+
+def test_ddp_two_processes_end_with_identical_weights(tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kdic", "train",
+         "--model", "kdic-tiny", "--lmbda", "0.013", "--data", str(SAMPLES), "--run-dir", str(run), "--steps", "3",
+         "--batch-size", "1", "--crop", "64", "--quiet"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["ranks_identical"] is True and summary["global_step"] == 3
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
