@@ -204,8 +204,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_training_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lmbda", type=float, required=True, help="rate-distortion trade-off: loss = bpp + lmbda*255^2*MSE")
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from .checkpoint import read_metadata
+    from .distill import derive_student, distill, load_strategy
+    from .models import TEACHER_OF, config_from_dict, get_config
+
+    strategy = load_strategy(args.strategy)
+    teacher_meta = read_metadata(args.teacher)
+    teacher_config = config_from_dict(teacher_meta["config"])
+    lmbda = args.lmbda if args.lmbda is not None else teacher_meta.get("lmbda")
+    if lmbda is None:
+        raise KdicError(f"{args.teacher} records no lambda; pass --lmbda")
+    if args.student == "derive" or (args.student is None and teacher_config.name not in TEACHER_OF.values()):
+        student = derive_student(teacher_config, f"{teacher_config.name}-student", args.stage1_channels)
+    elif args.student is None:
+        student = get_config(next(s for s, t in TEACHER_OF.items() if t == teacher_config.name))
+    else:
+        student = _model_config(args.student)
+    args.lmbda = lmbda
+    summary = distill(args.teacher, student, strategy, _train_config(args), args.data, args.run_dir, args.val,
+                      args.val_images, args.teacher_init, args.resume, args.quiet)
+    if not args.quiet:
+        v = summary.get("validation")
+        rd = f"; validation bpp {v['bpp']:.4f}, PSNR {v['psnr']:.2f} dB" if v else ""
+        print(f"done: {student.name} distilled from {teacher_config.name} with {strategy.name} in "
+              f"{summary['global_step']} steps{rd}; weights in {Path(args.run_dir) / 'model.safetensors'}")
+    return 0
+
+
+def add_training_args(p: argparse.ArgumentParser, lmbda_required: bool = True) -> None:
+    p.add_argument("--lmbda", type=float, required=lmbda_required,
+                   help="rate-distortion trade-off: loss = bpp + lmbda*255^2*MSE")
     p.add_argument("--data", required=True, help="folder of training images (JPEG/PNG, searched recursively)")
     p.add_argument("--run-dir", required=True, help="run folder (config, logs, checkpoints, exported weights)")
     p.add_argument("--val", help="validation image folder, e.g. Kodak")
@@ -254,6 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", required=True, help="preset name or model-config JSON file")
     add_training_args(train)
     train.set_defaults(func=_cmd_train)
+
+    distill = sub.add_parser("distill", help="distill a student from a teacher checkpoint (SMoDi and ablations)")
+    distill.add_argument("--teacher", required=True, help="teacher weights (.safetensors written by kdic)")
+    distill.add_argument("--student", help="student preset, model-config JSON, or 'derive' (teacher-guided "
+                                             "construction); default: the teacher's registered student, else derive")
+    distill.add_argument("--stage1-channels", type=int, help="stage-1/6 width of a derived student")
+    distill.add_argument("--strategy", default="smodi", help="strategy name (smodi, vanilla, e2e-feature, two-stage, "
+                                                               "stagewise-explicit) or a strategy JSON file")
+    distill.add_argument("--teacher-init", action="store_true", help="initialise kept student blocks from the teacher")
+    add_training_args(distill, lmbda_required=False)
+    distill.set_defaults(func=_cmd_distill)
 
     info = sub.add_parser("info", help="show the header of a .kdic file or the metadata of a weights file")
     info.add_argument("file")

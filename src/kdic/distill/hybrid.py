@@ -1,0 +1,225 @@
+"""The module a distillation phase trains: the student, its adapters, and a frozen teacher beside it.
+
+The teacher is held outside the module tree (never in ``state_dict``, ``parameters`` or DDP), stays
+in eval mode without gradients, and is only ever *read*. A teacher-hosted phase runs the teacher
+with some student parts swapped in; because the teacher's latent codec must then quantize the
+training way (noise for the rate, straight-through rounding), the hybrid uses a shallow *view* of
+it whose own flags say "training", while the teacher object itself is untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..entropy import SCCTXLatentCodec
+from ..errors import ConfigError
+from ..models import LearnedImageCodec, SCCTXConfig
+from .strategy import ENTROPY_PARTS, STAGE_PARTS, PhaseSpec
+
+
+def stage_widths(model: LearnedImageCodec) -> list[tuple[int, int]]:
+    """(input, output) channels of SMoDi stages 1-6."""
+    t = model.config.transform
+    c = [s.channels for s in t.encoder]
+    d = [s.channels for s in t.decoder]
+    m = t.latent_channels
+    return [(3, c[0]), (c[0], c[1]), (c[1], m), (m, d[0]), (d[0], d[1]), (d[1], 3)]
+
+
+def entropy_part_modules(latent_codec: nn.Module, part: str) -> list[str]:
+    """Names of the latent-codec children that make up an entropy part."""
+    scctx = isinstance(latent_codec, SCCTXLatentCodec)
+    names = {
+        "channel_context": ["channel_context"] if scctx else ["atten_mean", "atten_scale", "cc_mean", "cc_scale"],
+        "param_aggregation": ["param_aggregation"] if scctx else ["lrp"],
+        "spatial_context": ["spatial_context"] if scctx else [],
+        "hyper": ["h_a", "h_s", "entropy_bottleneck"] if scctx else ["h_a", "h_mean_s", "h_scale_s", "entropy_bottleneck"],
+    }[part]
+    if not names:
+        raise ConfigError(f"this entropy model has no {part!r}")
+    return names
+
+
+def latent_interface(model: LearnedImageCodec) -> tuple:
+    """What entropy sub-networks plug into: entropy kind, latent width, groups or slices, hyper width."""
+    e = model.config.entropy
+    groups = model.config.channel_groups if isinstance(e, SCCTXConfig) else e.slices
+    return (e.kind, model.config.transform.latent_channels, groups, e.hyper_channels)
+
+
+def _same_shapes(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)
+
+
+class DistillationModule(nn.Module):
+    """Student + 1x1 adapters (where stage widths differ from the teacher's) + an unregistered teacher."""
+
+    def __init__(self, student: LearnedImageCodec, teacher: LearnedImageCodec | None) -> None:
+        super().__init__()
+        self.student = student
+        self.adapters = nn.ModuleDict()
+        object.__setattr__(self, "teacher", teacher)
+        self.spec: PhaseSpec | None = None
+        object.__setattr__(self, "_latent_view", None)
+        if teacher is None:
+            return
+        teacher.eval().requires_grad_(False)
+        for k, ((t_in, t_out), (s_in, s_out)) in enumerate(zip(stage_widths(teacher), stage_widths(student)), start=1):
+            if s_in != t_in:
+                self.adapters[f"stage{k}_in"] = nn.Conv2d(t_in, s_in, 1)
+            if s_out != t_out:
+                self.adapters[f"stage{k}_out"] = nn.Conv2d(s_out, t_out, 1)
+
+    # -- parts -------------------------------------------------------------------------------
+    def part_paths(self, part: str) -> list[str]:
+        """Module paths (in this module) that make up a student part, adapters included."""
+        if part == "all":
+            return ["student"]
+        if part in STAGE_PARTS:
+            k = int(part[-1])
+            transform = "g_a" if k <= 3 else "g_s"
+            adapters = [f"adapters.stage{k}_{side}" for side in ("in", "out") if f"stage{k}_{side}" in self.adapters]
+            return [f"student.{transform}.stages.{(k - 1) % 3}", *adapters]
+        return [f"student.latent_codec.{name}" for name in entropy_part_modules(self.student.latent_codec, part)]
+
+    def trainable_paths(self, spec: PhaseSpec) -> list[str]:
+        paths = [p for part in spec.train for p in self.part_paths(part)]
+        if spec.loss == "rd+feature":
+            paths += [f"adapters.{p}_out" for p in spec.feature_parts if f"{p}_out" in self.adapters]
+        return paths
+
+    def inherit(self, parts: tuple[str, ...]) -> None:
+        """Start the student's entropy ``parts`` from the teacher's weights (identical shapes required)."""
+        for part in parts:
+            for name in entropy_part_modules(self.student.latent_codec, part):
+                source = self.teacher.latent_codec.get_submodule(name)
+                target = self.student.latent_codec.get_submodule(name)
+                if not _same_shapes(source, target):
+                    raise ConfigError(f"cannot inherit {part!r}: student and teacher {name} differ in shape")
+                target.load_state_dict(source.state_dict())
+
+    # -- phases ------------------------------------------------------------------------------
+    def set_phase(self, spec: PhaseSpec) -> None:
+        """Compose the forward pass of a phase (structure only; never touches weights)."""
+        if spec.host == "teacher" or spec.loss != "rd":
+            if self.teacher is None:
+                raise ConfigError(f"phase {spec.name!r} needs a teacher")
+        self.spec = spec
+        object.__setattr__(self, "_latent_view", None)  # views hold teacher modules: keep them unregistered
+        if spec.host == "teacher" and spec.loss != "feature":
+            teacher_codec = self.teacher.latent_codec
+            view = copy.copy(teacher_codec)
+            view._modules = dict(teacher_codec._modules)
+            view.training = True
+            bottleneck = copy.copy(teacher_codec.entropy_bottleneck)
+            bottleneck.training = True
+            view._modules["entropy_bottleneck"] = bottleneck
+            entropy_swaps = set(spec.swap) & set(ENTROPY_PARTS)
+            if entropy_swaps and latent_interface(self.student) != latent_interface(self.teacher):
+                raise ConfigError(f"phase {spec.name!r}: the student's entropy model does not plug into the teacher's "
+                                  f"({latent_interface(self.student)} vs {latent_interface(self.teacher)})")
+            for part in entropy_swaps:
+                for name in entropy_part_modules(teacher_codec, part):
+                    view._modules[name] = self.student.latent_codec.get_submodule(name)
+            object.__setattr__(self, "_latent_view", view)
+
+    def _student_stage(self, k: int) -> Callable[[Tensor], Tensor]:
+        def run(h: Tensor) -> Tensor:
+            if f"stage{k}_in" in self.adapters:
+                h = self.adapters[f"stage{k}_in"](h)
+            h = self.student.stage(k)(h)
+            return self.adapters[f"stage{k}_out"](h) if f"stage{k}_out" in self.adapters else h
+        return run
+
+    def _hybrid(self, x: Tensor) -> dict:
+        swap = set(self.spec.swap)
+
+        def stage(k: int, h: Tensor) -> Tensor:
+            return self._student_stage(k)(h) if f"stage{k}" in swap else self.teacher.stage(k)(h)
+
+        h = x
+        for k in (1, 2, 3):
+            h = stage(k, h)
+        latent = self._latent_view(h)
+        h = latent["y_hat"]
+        for k in (4, 5, 6):
+            h = stage(k, h)
+        return {"x_hat": h, "likelihoods": latent["likelihoods"]}
+
+    def _part_pairs(self, parts: tuple[str, ...]) -> list[tuple[nn.Module, Callable[[Tensor], Tensor]]]:
+        """(teacher module, student function) pairs whose outputs an explicit loss compares."""
+        pairs = []
+        for part in parts:
+            if part in STAGE_PARTS:
+                pairs.append((self.teacher.stage(int(part[-1])), self._student_stage(int(part[-1]))))
+                continue
+            for name in entropy_part_modules(self.teacher.latent_codec, part):
+                teacher_part = self.teacher.latent_codec.get_submodule(name)
+                student_part = self.student.latent_codec.get_submodule(name)
+                children = list(teacher_part.keys()) if isinstance(teacher_part, nn.ModuleDict) else (
+                    range(len(teacher_part)) if isinstance(teacher_part, nn.ModuleList) else [None])
+                for key in children:
+                    pairs.append((teacher_part if key is None else teacher_part[key],
+                                  student_part if key is None else student_part[key]))
+        return pairs
+
+    @torch.no_grad()
+    def _teacher_trace(self, x: Tensor, modules: list[nn.Module]) -> dict[int, list[tuple[Tensor, Tensor]]]:
+        """Inputs and outputs of ``modules`` during one (eval) teacher forward pass."""
+        trace: dict[int, list[tuple[Tensor, Tensor]]] = {id(m): [] for m in modules}
+        handles = [m.register_forward_hook(lambda mod, inp, out: trace[id(mod)].append((inp[0], out))) for m in modules]
+        try:
+            self.teacher(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return trace
+
+    def _explicit_loss(self, x: Tensor) -> Tensor:
+        pairs = self._part_pairs(self.spec.train)
+        trace = self._teacher_trace(x, [t for t, _ in pairs])
+        terms = [F.mse_loss(student(inp), out) for teacher, student in pairs for inp, out in trace[id(teacher)]]
+        return torch.stack(terms).mean()
+
+    def _student_with_features(self, x: Tensor) -> dict:
+        parts = self.spec.feature_parts
+        captured: dict[int, Tensor] = {}
+        handles = [self.student.stage(int(p[-1])).register_forward_hook(
+            lambda mod, inp, out, k=int(p[-1]): captured.__setitem__(k, out)) for p in parts]
+        try:
+            out = self.student(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        with torch.no_grad():
+            y = self.teacher.g_a.forward_stages(x)
+            targets = dict(zip((1, 2, 3), y))
+            decoded = self.teacher.g_s.forward_stages(self.teacher.latent_codec(y[-1])["y_hat"])
+            targets.update(zip((4, 5, 6), decoded))
+        terms = []
+        for k, feature in captured.items():
+            adapter = self.adapters[f"stage{k}_out"] if f"stage{k}_out" in self.adapters else None
+            terms.append(F.mse_loss(adapter(feature) if adapter is not None else feature, targets[k]))
+        return {**out, "feature": torch.stack(terms).mean()}
+
+    def forward(self, x: Tensor) -> dict:
+        if self.spec is None:
+            raise RuntimeError("call set_phase() before running a distillation module")
+        if self.spec.loss == "feature":
+            return {"feature": self._explicit_loss(x)}
+        if self.spec.host == "teacher":
+            return self._hybrid(x)
+        if self.spec.loss == "rd+feature":
+            return self._student_with_features(x)
+        return self.student(x)
+
+    def aux_loss(self) -> Tensor | None:
+        """The student's quantile loss, when its factorized prior is being trained."""
+        quantiles = self.student.latent_codec.entropy_bottleneck.quantiles
+        return self.student.aux_loss() if quantiles.requires_grad else None

@@ -1,0 +1,94 @@
+"""``kdic distill``: a student from a teacher checkpoint under a strategy, as a resumable run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load, save
+from ..eval.metrics import estimate_rd
+from ..models import LearnedImageCodec, ModelConfig, to_dict
+from ..train.data import CropSampler, load_validation
+from ..train.distributed import init_distributed, parameters_identical_across_ranks, shutdown
+from ..train.engine import Phase, TrainConfig, Trainer
+from ..train.losses import rd_loss
+from ..train.run import prepare_run_dir
+from .construct import init_from_teacher
+from .hybrid import DistillationModule
+from .strategy import PhaseSpec, Strategy
+
+
+def phase_loss(spec: PhaseSpec, lmbda: float):
+    """Loss of one phase: RD, RD + weighted feature MSE, or the explicit feature MSE alone (+ aux)."""
+
+    def loss(forward, x):
+        out = forward(x)
+        module = getattr(forward, "module", forward)
+        if spec.loss == "feature":
+            losses = {"loss": out["feature"], "feature": out["feature"]}
+        else:
+            losses = rd_loss(out, x, lmbda)
+            if spec.loss == "rd+feature":
+                losses["feature"] = out["feature"]
+                losses["loss"] = losses["loss"] + spec.feature_weight * out["feature"]
+        aux = module.aux_loss()
+        if aux is not None:
+            losses["aux"] = aux
+            losses["loss"] = losses["loss"] + aux
+        return losses
+
+    return loss
+
+
+def build_distillation(teacher: LearnedImageCodec | None, student_config: ModelConfig, strategy: Strategy,
+                       total_steps: int, lmbda: float, seed: int = 0,
+                       teacher_init: bool = False) -> tuple[DistillationModule, list[Phase]]:
+    """The trained module (student + adapters) and its phases, before any step is taken."""
+    torch.manual_seed(seed)
+    student = LearnedImageCodec(student_config)
+    module = DistillationModule(student, teacher if strategy.uses_teacher else None)
+    if strategy.uses_teacher:
+        if teacher_init:
+            init_from_teacher(student, teacher)
+        module.inherit(strategy.inherit)
+    phases = []
+    for spec, steps in zip(strategy.phases, strategy.steps(total_steps)):
+        phases.append(Phase(spec.name, steps, module.trainable_paths(spec), phase_loss(spec, lmbda),
+                            setup=lambda spec=spec: module.set_phase(spec), info=asdict(spec)))
+    return module, phases
+
+
+def distill(teacher_path: str | Path | None, student_config: ModelConfig, strategy: Strategy,
+            train_config: TrainConfig, data_dir: str | Path, run_dir: str | Path, val_dir: str | Path | None = None,
+            val_images: int | None = None, teacher_init: bool = False, resume: bool = False,
+            quiet: bool = False) -> dict:
+    """Run every phase of ``strategy`` on ``train_config.steps`` steps; exports the student."""
+    ctx = init_distributed()
+    run_dir = Path(run_dir)
+    try:
+        teacher = load(teacher_path, ctx.device) if teacher_path is not None and strategy.uses_teacher else None
+        module, phases = build_distillation(teacher, student_config, strategy, train_config.steps,
+                                            train_config.lmbda, train_config.seed, teacher_init)
+        module.to(ctx.device)
+        description = {"command": "distill", "teacher": str(teacher_path), "student": to_dict(student_config),
+                       "strategy": asdict(strategy), "train": asdict(train_config), "teacher_init": teacher_init,
+                       "phase_steps": [p.steps for p in phases], "data": str(data_dir), "world_size": ctx.world_size}
+        prepare_run_dir(run_dir, description, resume, ctx)
+        sampler = CropSampler(data_dir, train_config.crop, train_config.seed, ctx.rank)
+        torch.manual_seed(train_config.seed + ctx.rank)
+        validation = load_validation(val_dir, val_images) if val_dir and ctx.is_main else None
+        student = module.student
+        validate = (lambda: estimate_rd(student, validation, student.padding_multiple, ctx.device)) if validation else None
+        summary = Trainer(module, phases, train_config, run_dir, sampler, ctx, validate, quiet).run(resume=resume)
+        summary["ranks_identical"] = parameters_identical_across_ranks(module, ctx)
+        summary["strategy"] = strategy.name
+        if ctx.is_main:
+            save(student, run_dir / "model.safetensors", lmbda=train_config.lmbda,
+                 extra={"teacher": str(teacher_path), "strategy": strategy.name, "steps": summary["global_step"]})
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+    finally:
+        shutdown(ctx)

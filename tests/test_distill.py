@@ -1,0 +1,129 @@
+"""Distillation engine on tiny presets: construction, strategies as data, exactly which weights move."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import kdic
+from kdic.distill import available_strategies, build_distillation, derive_student, load_strategy
+from kdic.distill.strategy import strategy_from_dict
+from kdic.errors import ConfigError
+from kdic.models import get_config
+from kdic.train.data import CropSampler
+from kdic.train.engine import TrainConfig, Trainer
+
+SAMPLES = Path(kdic.__file__).parent / "data" / "samples"
+CONFIG = TrainConfig(lmbda=0.013, steps=1, batch_size=2, crop=64, checkpoint_every=1000, log_every=1000)
+
+# student parts of kdic-tiny and the module prefixes that may move when each part trains
+EXPECTED = {
+    "stage1": ("student.g_a.stages.0.", "adapters.stage1_out."),
+    "stage2": ("student.g_a.stages.1.", "adapters.stage2_in."),
+    "stage3": ("student.g_a.stages.2.",),
+    "stage4": ("student.g_s.stages.0.",),
+    "stage5": ("student.g_s.stages.1.",),
+    "stage6": ("student.g_s.stages.2.",),
+    "channel-context": ("student.latent_codec.channel_context.",),
+    "param-aggregation": ("student.latent_codec.param_aggregation.",),
+    "encoder": ("student.g_a.", "adapters.stage1_out.", "adapters.stage2_in."),
+    "decoder": ("student.g_s.",),
+    "finetune": ("student.",),
+    "train": ("student.",),
+    "e2e": ("student.", "adapters.stage1_out."),
+}
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    return kdic.build_model("s2c-hybrid-tiny").eval()
+
+
+def test_construction_reproduces_the_student_presets():
+    derived = derive_student(get_config("s2c-hybrid-tiny"), "kdic-tiny", stage1_channels=16)
+    assert (derived.transform, derived.entropy) == (get_config("kdic-tiny").transform, get_config("kdic-tiny").entropy)
+    derived = derive_student(get_config("s2c-hybrid"), "kdic")  # default stage-1 width: 2/3 of 192 = 128
+    assert (derived.transform, derived.entropy) == (get_config("kdic").transform, get_config("kdic").entropy)
+
+
+def test_teacher_init_copies_kept_blocks_and_leading_channels(teacher):
+    module, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("smodi"), 20, 0.013, teacher_init=True)
+    student = module.student
+    t_w = teacher.g_a.stages[1].blocks[1].ffn.project_in.weight
+    s_w = student.g_a.stages[1].blocks[1].ffn.project_in.weight
+    assert torch.equal(s_w, t_w[: s_w.shape[0], : s_w.shape[1]])
+    assert torch.equal(student.g_a.stages[0].resample.weight, teacher.g_a.stages[0].resample.weight[:16])
+
+
+@pytest.mark.parametrize("strategy", sorted(set(available_strategies())))
+def test_each_strategy_moves_only_the_intended_weights(teacher, strategy):
+    teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    spec = load_strategy(strategy)
+    module, phases = build_distillation(teacher, get_config("kdic-tiny"), spec, 4 * len(spec.phases), 0.013)
+    sampler = CropSampler(SAMPLES, 64, seed=0)
+    for phase in phases:
+        before = {k: v.clone() for k, v in module.state_dict().items()}
+        Trainer(module, [replace(phase, steps=1)], CONFIG, None, sampler, quiet=True).run()
+        changed = {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
+        assert changed, f"{strategy}/{phase.name}: nothing trained"
+        allowed = EXPECTED[phase.name]
+        assert all(k.startswith(allowed) for k in changed), (strategy, phase.name, sorted(changed)[:5])
+    assert all(torch.equal(v, teacher_before[k]) for k, v in teacher.state_dict().items())
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    assert "teacher" not in dict(module.named_children()) and not any(k.startswith("teacher") for k in module.state_dict())
+
+
+def test_smodi_budget_is_a_quarter_stagewise():
+    spec = load_strategy("smodi")
+    steps = spec.steps(800)
+    assert sum(steps) == 800 and steps[-1] == 600 and len(steps) == 9
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"name": "x", "phases": [{"name": "a", "fraction": 0.5, "train": ["all"]}]}, "sum to 1"),
+    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["stage9"]}]}, "unknown part 'stage9'"),
+    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["stage1"], "host": "teacher"}]}, "must be swapped-in"),
+    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["all"], "lr": 3}]}, "unknown field"),
+    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["all"], "loss": "kl"}]}, "loss must be one of"),
+])
+def test_invalid_strategies_are_named(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        strategy_from_dict(bad)
+
+
+def test_cross_architecture_pair_runs(teacher):
+    """An all-conv student (different block family in stages 2-3) distilled from the hybrid teacher."""
+    student = get_config("kdic-tiny")
+    encoder = tuple(replace(s, block="s2c-conv") for s in student.transform.encoder)
+    student = replace(student, name="conv-tiny", transform=replace(student.transform, encoder=encoder,
+                                                                   decoder=tuple(reversed(encoder))))
+    module, phases = build_distillation(teacher, student, load_strategy("smodi"), 9, 0.013)
+    sampler = CropSampler(SAMPLES, 64, seed=0)
+    summary = Trainer(module, phases, CONFIG, None, sampler, quiet=True).run()
+    assert summary["global_step"] == 9
+
+
+def test_kdic_distill_cli_and_ddp(tmp_path):
+    torch.manual_seed(0)
+    teacher_path = kdic.save(kdic.build_model("s2c-hybrid-tiny"), tmp_path / "teacher.safetensors", lmbda=0.013)
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kdic", "distill",
+         "--teacher", str(teacher_path), "--strategy", "smodi", "--data", str(SAMPLES), "--run-dir", str(run),
+         "--steps", "10", "--batch-size", "1", "--crop", "64", "--val", str(SAMPLES)],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["ranks_identical"] is True and summary["global_step"] == 10 and summary["strategy"] == "smodi"
+    student = kdic.load(run / "model.safetensors")
+    assert student.config.name == "kdic-tiny" and student.lmbda == 0.013
+    assert json.loads((run / "config.json").read_text())["phase_steps"] == [1, 1, 1, 1, 1, 1, 1, 1, 2]
