@@ -82,9 +82,10 @@ def test_tables_follow_weight_changes(model):
     before = eb.coding_tables()
     assert eb.coding_tables() is before
     with torch.no_grad():
-        eb.quantiles[:, 0, 2] += 5.0
+        eb.quantiles[:, 0, 1] += 3.0  # medians move up: more symbols below them, fewer above
     after = eb.coding_tables()
-    assert after is not before and (after.maxima > before.maxima).all()
+    assert after is not before and torch.equal(after.medians, before.medians + 3.0)
+    assert (after.minima == before.minima + 3).all() and (after.maxima == before.maxima - 3).all()
 
 
 def test_decoding_with_other_weights_fails_clearly(sample_bytes):

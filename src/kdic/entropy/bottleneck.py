@@ -70,6 +70,25 @@ class EntropyBottleneck(nn.Module):
         sign = -torch.sign(lower + upper).detach()
         return (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
 
+    def _tails(self, iterations: int = 64) -> tuple[Tensor, Tensor]:
+        """Per-channel values where the learned CDF reaches the tail masses, found by bisection.
+
+        The learned quantiles converge slowly (aux loss); the coder's support comes from the CDF
+        itself, so short trainings code z as efficiently as long ones.
+        """
+        target = float(self.target[2])
+        c = self.channels
+        bounds = []
+        for goal in (-target, target):
+            low = torch.full((c, 1, 1), -(MAX_SUPPORT / 2.0), dtype=torch.float64)
+            high = torch.full((c, 1, 1), MAX_SUPPORT / 2.0, dtype=torch.float64)
+            for _ in range(iterations):
+                mid = (low + high) / 2
+                below = self.logits_cumulative(mid, stop_gradient=True) < goal
+                low, high = torch.where(below, mid, low), torch.where(below, high, mid)
+            bounds.append(((low + high) / 2).view(c))
+        return bounds[0], bounds[1]
+
     def coding_tables(self) -> FactorizedTables:
         """Per-channel PMF tables for real coding, rebuilt automatically whenever a parameter changes.
 
@@ -79,10 +98,10 @@ class EntropyBottleneck(nn.Module):
         key = tuple((p._version, p.data_ptr()) for p in self.parameters())
         if self._tables is None or key != self._tables_key:
             with torch.no_grad(), fixed_threads():
-                q = self.quantiles.detach().double()[:, 0]
-                medians = q[:, 1]
-                minima = torch.ceil(medians - q[:, 0]).clamp(0, MAX_SUPPORT // 2).long()
-                maxima = torch.ceil(q[:, 2] - medians).clamp(0, MAX_SUPPORT // 2).long()
+                medians = self.quantiles.detach().double()[:, 0, 1]
+                lower, upper = self._tails()
+                minima = torch.ceil(medians - lower).clamp(0, MAX_SUPPORT // 2).long()
+                maxima = torch.ceil(upper - medians).clamp(0, MAX_SUPPORT // 2).long()
                 length = int((minima + maxima).max()) + 1
                 samples = torch.arange(length, dtype=torch.float64)[None] - minima[:, None] + medians[:, None]
                 pmf = self._bin_probability(samples[:, None, :])[:, 0, :]
