@@ -113,6 +113,7 @@ class Trainer:
         self.module, self.phases, self.config, self.run_dir = module, phases, config, run_dir
         self.sampler, self.ctx, self.validate, self.quiet = sampler, ctx, validate, quiet
         self.global_step = 0
+        self._tensorboard = None
 
     # -- checkpoints -------------------------------------------------------------------------
     @property
@@ -154,9 +155,25 @@ class Trainer:
     # -- logging -----------------------------------------------------------------------------
     LOG_FIELDS = ("global_step", "phase", "kind", "loss", "rd", "bpp", "mse", "psnr", "feature", "aux", "lr", "seconds")
 
+    def _tensorboard_writer(self):
+        """A SummaryWriter into the run folder when the optional tensorboard package is installed."""
+        if self._tensorboard is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+            except ImportError:
+                self._tensorboard = False
+        return self._tensorboard or None
+
     def _log(self, row: dict) -> None:
         if self.run_dir is None or not self.ctx.is_main:
             return
+        writer = self._tensorboard_writer()
+        if writer is not None:
+            for key, value in row.items():
+                if key not in ("global_step", "phase", "kind") and value is not None:
+                    writer.add_scalar(f"{row['kind']}/{key}", value, row["global_step"])
         path = self.run_dir / "log.csv"
         new = not path.exists()
         with open(path, "a", newline="") as f:
