@@ -251,6 +251,111 @@ def add_training_args(p: argparse.ArgumentParser, lmbda_required: bool = True) -
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _write_json(data: dict, path: str | Path) -> None:
+    from .fileio import atomic_write_bytes
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise KdicError(f"output folder {path.parent} does not exist")
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .eval.rd import evaluate_weights
+    from .train.data import load_validation
+
+    images = load_validation(args.data, args.limit)
+    bitstreams = Path(args.bitstreams) if args.bitstreams else None
+    if bitstreams is not None and not bitstreams.is_dir():
+        raise KdicError(f"bitstream folder {bitstreams} does not exist")
+    result = evaluate_weights(args.weights, images, args.name, Path(args.data).name, bitstreams, args.quiet)
+    _write_json(result, args.output)
+    if not args.quiet:
+        r = result["results"]
+        for i, bpp in enumerate(r["bpp"]):
+            ms = r["ms-ssim-rgb"][i]
+            print(f"{result['meta']['weights'][i]}: {bpp:.4f} bpp (estimate {r['estimated_bpp'][i]:.4f}), "
+                  f"PSNR {r['psnr-rgb'][i]:.2f} dB, MS-SSIM {'-' if ms is None else f'{ms:.4f}'}, "
+                  f"encode {r['encoding_time'][i]:.3f} s, decode {r['decoding_time'][i]:.3f} s")
+        print(f"results written to {args.output}")
+    return 0
+
+
+def _cmd_bdrate(args: argparse.Namespace) -> int:
+    from .eval.bdrate import bd_quality, bd_rate, load_curve
+
+    anchor = load_curve(args.anchor, args.metric)
+    rows = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for spec in args.tests:
+            test = load_curve(spec, args.metric)
+            rows.append({"test": test.name, "anchor": anchor.name, "metric": args.metric, "method": args.method,
+                         "bd_rate_pct": bd_rate(test, anchor, args.method),
+                         "bd_quality": bd_quality(test, anchor, args.method)})
+    for warning in caught:
+        print(f"kdic: warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        unit = "dB" if args.metric == "psnr-rgb" else ""
+        for r in rows:
+            print(f"{r['test']} vs {r['anchor']} ({r['method']}, {r['metric']}): BD-rate {r['bd_rate_pct']:+.2f} %, "
+                  f"BD-{args.metric} {r['bd_quality']:+.3f} {unit}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .eval.bdrate import load_curve
+    from .eval.plot import plot_curves
+
+    if not Path(args.output).parent.is_dir():
+        raise KdicError(f"output folder {Path(args.output).parent} does not exist")
+    curves = [load_curve(spec, args.metric) for spec in args.curves]
+    for path in plot_curves(curves, args.output, args.title):
+        print(path)
+    return 0
+
+
+def _cmd_baselines(args: argparse.Namespace) -> int:
+    from .eval.baselines import available_codecs, evaluate_codec
+    from .train.data import load_validation
+
+    output = Path(args.output)
+    if not output.is_dir():
+        raise KdicError(f"output folder {output} does not exist")
+    images = load_validation(args.data, args.limit)
+    codecs, notices = available_codecs()
+    for notice in notices:
+        print(f"kdic: notice: {notice}", file=sys.stderr)
+    for codec in codecs:
+        if args.codecs and codec.name not in args.codecs:
+            continue
+        result = evaluate_codec(codec, images, Path(args.data).name, args.quiet)
+        _write_json(result, output / f"{codec.name}.json")
+        if not args.quiet:
+            print(f"{codec.name}: {len(result['results']['bpp'])} points, "
+                  f"{min(result['results']['bpp']):.3f}-{max(result['results']['bpp']):.3f} bpp -> {output / codec.name}.json")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.report import bench, render_markdown
+
+    width, _, height = args.size.partition("x")
+    report = bench(args.models, int(width), int(height), args.runs, args.train_batch, args.train_size,
+                   args.train_steps, args.threads)
+    markdown = render_markdown(report)
+    print(markdown)
+    if args.json:
+        _write_json(report, args.json)
+    if args.markdown:
+        from .fileio import atomic_write_bytes
+
+        atomic_write_bytes(args.markdown, (markdown + "\n").encode())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdic", description="Learned image compression and its knowledge distillation.")
     parser.add_argument("--version", action="version", version=f"kdic {__version__}")
@@ -294,6 +399,51 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--teacher-init", action="store_true", help="initialise kept student blocks from the teacher")
     add_training_args(distill, lmbda_required=False)
     distill.set_defaults(func=_cmd_distill)
+
+    ev = sub.add_parser("eval", help="real-bitstream RD evaluation of checkpoints (one curve), CompressAI JSON")
+    ev.add_argument("--weights", nargs="+", required=True, help="weights files, one per rate point")
+    ev.add_argument("--data", required=True, help="image folder, e.g. ../shared/data/kodak")
+    ev.add_argument("-o", "--output", required=True, help="results JSON to write")
+    ev.add_argument("--name", help="curve name (default: the model name)")
+    ev.add_argument("--limit", type=int, help="only the first N images")
+    ev.add_argument("--bitstreams", help="existing folder to keep the .kdic files in")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=_cmd_eval)
+
+    bd = sub.add_parser("bdrate", help="BD-rate and BD-PSNR of curves against an anchor curve")
+    bd.add_argument("tests", nargs="+", help="result files (FILE or FILE#dataset/method)")
+    bd.add_argument("--anchor", required=True, help="anchor curve, e.g. ../shared/data/anchors/summary_psnr_rgb.json#kodak/compressai/vtm")
+    bd.add_argument("--metric", default="psnr-rgb", choices=["psnr-rgb", "ms-ssim-rgb"])
+    bd.add_argument("--method", default="pchip", choices=["pchip", "cubic", "akima"])
+    bd.add_argument("--json", action="store_true")
+    bd.set_defaults(func=_cmd_bdrate)
+
+    plot = sub.add_parser("plot", help="RD plot (PNG and SVG) of result files and anchors")
+    plot.add_argument("curves", nargs="+", help="result files (FILE or FILE#dataset/method)")
+    plot.add_argument("-o", "--output", required=True, help="output path without suffix; .png and .svg are written")
+    plot.add_argument("--metric", default="psnr-rgb", choices=["psnr-rgb", "ms-ssim-rgb"])
+    plot.add_argument("--title", default="")
+    plot.set_defaults(func=_cmd_plot)
+
+    base = sub.add_parser("baselines", help="measure classical codecs (JPEG, WebP, AVIF, JPEG 2000, ...) like kdic")
+    base.add_argument("--data", required=True, help="image folder")
+    base.add_argument("-o", "--output", required=True, help="existing folder for one JSON per codec")
+    base.add_argument("--codecs", nargs="*", help="only these codecs (default: all available)")
+    base.add_argument("--limit", type=int, help="only the first N images")
+    base.add_argument("--quiet", action="store_true")
+    base.set_defaults(func=_cmd_baselines)
+
+    bn = sub.add_parser("bench", help="params, MACs, latency, throughput and memory of presets or checkpoints")
+    bn.add_argument("models", nargs="+", help="presets or weights files (ratios are to the first)")
+    bn.add_argument("--size", default="768x512", help="latency resolution WIDTHxHEIGHT")
+    bn.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up")
+    bn.add_argument("--train-batch", type=int, default=8)
+    bn.add_argument("--train-size", type=int, default=256)
+    bn.add_argument("--train-steps", type=int, default=2, help="timed training steps (0 skips throughput)")
+    bn.add_argument("--threads", type=int, help="torch threads (default: all)")
+    bn.add_argument("--json", help="also write the report as JSON")
+    bn.add_argument("--markdown", help="also write the tables as markdown")
+    bn.set_defaults(func=_cmd_bench)
 
     info = sub.add_parser("info", help="show the header of a .kdic file or the metadata of a weights file")
     info.add_argument("file")

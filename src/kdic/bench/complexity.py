@@ -17,6 +17,7 @@ on the meta device, so a 2K input costs no memory.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -27,7 +28,7 @@ PAPER_INPUT = (1, 3, 1024, 2048)
 
 
 def _conv_macs(m: nn.Module, x: Tensor, y: Tensor) -> int:
-    return y.numel() * (x.shape[1] // m.groups) * int(torch.tensor(m.kernel_size).prod())
+    return y.numel() * (x.shape[1] // m.groups) * math.prod(m.kernel_size)
 
 
 def _linear_macs(m: nn.Linear, x: Tensor, y: Tensor) -> int:

@@ -1,4 +1,4 @@
-"""Rate-distortion metrics: PSNR on 8-bit RGB, and likelihood-estimated rate on whole images."""
+"""Rate-distortion metrics: PSNR and MS-SSIM on 8-bit RGB, and likelihood-estimated rate."""
 
 from __future__ import annotations
 
@@ -7,15 +7,26 @@ from typing import Callable
 
 import numpy as np
 import torch
+from pytorch_msssim import ms_ssim
 
 from ..codec.pipeline import pad_to_multiple, to_tensor, to_uint8
 from ..train.losses import rate_bpp
+
+MS_SSIM_MIN_SIDE = 161  # pytorch_msssim's 5 scales need both sides > 160 px
 
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB over all RGB values of two uint8 images."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return 10 * math.log10(255**2 / mse) if mse > 0 else float("inf")
+
+
+def ms_ssim_uint8(a: np.ndarray, b: np.ndarray) -> float | None:
+    """MS-SSIM (5 scales, Gaussian window 11, sigma 1.5) on 8-bit RGB; None for images too small."""
+    if min(a.shape[:2]) < MS_SSIM_MIN_SIDE:
+        return None
+    x, y = (torch.from_numpy(v.astype(np.float32)).permute(2, 0, 1)[None] for v in (a, b))
+    return float(ms_ssim(x, y, data_range=255.0))
 
 
 @torch.no_grad()
