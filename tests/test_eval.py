@@ -1,0 +1,122 @@
+"""Evaluation and benchmarking: results JSON, BD-rate arithmetic, anchors, baselines, plots, bench tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import kdic
+from kdic.codec import read_image
+from kdic.data import sample_image_path
+from kdic.eval.baselines import available_codecs, evaluate_codec
+from kdic.eval.bdrate import Curve, bd_quality, bd_rate, load_curve
+from kdic.eval.plot import plot_curves
+from kdic.eval.rd import evaluate_weights
+
+from .conftest import SHARED_DATA
+
+CURVE = Curve("log-linear", (0.1, 0.2, 0.4, 0.8, 1.6), (27.0, 29.5, 32.0, 34.5, 37.0))
+
+
+@pytest.fixture(scope="module")
+def sample_images():
+    image = read_image(sample_image_path())
+    return [("kodim23.png", image), ("kodim23-crop.png", image[:256, :384].copy())]
+
+
+def test_eval_writes_compressai_results_from_real_files(tmp_path, sample_images):
+    weights = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        weights.append(kdic.save(kdic.build_model("kdic-tiny"), tmp_path / f"w{seed}.safetensors", lmbda=0.01 * (seed + 1)))
+    (tmp_path / "bits").mkdir()
+    result = evaluate_weights(weights, sample_images, dataset="sample", bitstream_root=tmp_path / "bits", quiet=True)
+    json.loads(json.dumps(result))
+    assert set(result) >= {"name", "description", "results", "meta", "per_image"}
+    r = result["results"]
+    assert set(r) >= {"bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time", "estimated_bpp"}
+    assert all(len(v) == 2 for v in r.values()) and r["bpp"] == sorted(r["bpp"])
+    for point in result["per_image"]:
+        assert [row["name"] for row in point["images"]] == ["kodim23.png", "kodim23-crop.png"]
+        assert all(row["ms-ssim-rgb"] is not None for row in point["images"])
+    files = sorted((tmp_path / "bits").rglob("kodim23.kdic"))
+    sizes = sorted(8 * f.stat().st_size / (768 * 512) for f in files)
+    per_image = sorted(p["images"][0]["bpp"] for p in result["per_image"])
+    assert len(files) == 2 and sizes == pytest.approx(per_image)
+
+
+@pytest.mark.parametrize("method", ["pchip", "cubic", "akima"])
+def test_bd_rate_arithmetic(method):
+    assert bd_rate(CURVE, CURVE, method) == pytest.approx(0.0, abs=1e-9)
+    assert bd_rate(CURVE.scaled_rate(0.9), CURVE, method) == pytest.approx(-10.0, abs=1e-6)
+    assert bd_quality(CURVE, CURVE, method) == pytest.approx(0.0, abs=1e-9)
+    shifted = Curve("plus half a dB", CURVE.bpp, tuple(q + 0.5 for q in CURVE.quality))
+    assert bd_quality(shifted, CURVE, method) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_barely_overlapping_curves_warn():
+    far = Curve("far", (0.05, 0.1, 0.2), (25.0, 26.5, 28.0))
+    with pytest.warns(UserWarning, match="overlap on only"):
+        bd_rate(far, CURVE)
+
+
+def test_published_anchors_reproduce_the_readme_cross_checks():
+    anchors = SHARED_DATA / "anchors"
+    if not anchors.is_dir():
+        pytest.skip(f"published anchors not found at {anchors}")
+    vtm = load_curve(f"{anchors}/summary_psnr_rgb.json#kodak/compressai/vtm")
+    mlic = load_curve(anchors / "mlic" / "kodak" / "mlicplusplus_mse.json")
+    assert vtm.name == "VTM" and len(vtm.bpp) == 8
+    assert bd_rate(mlic, vtm, "cubic") == pytest.approx(-15.14, abs=0.01)
+    vtm_compressai = load_curve(anchors / "compressai" / "kodak" / "vtm.json")
+    assert vtm_compressai.bpp == vtm.bpp
+
+
+def test_baselines_produce_curves(sample_images):
+    codecs, notices = available_codecs()
+    assert {"jpeg", "webp", "avif", "jpeg2000"} <= {c.name for c in codecs}
+    assert len(codecs) + len(notices) == 6
+    image = [("crop", sample_images[0][1][:192, :256].copy())]
+    for codec in codecs:
+        result = evaluate_codec(codec, image, quiet=True)
+        bpp, psnr = result["results"]["bpp"], result["results"]["psnr-rgb"]
+        assert len(bpp) >= 6 and bpp == sorted(bpp)
+        assert psnr[-1] > psnr[0] + 3, codec.name
+
+
+def test_plot_writes_png_and_svg(tmp_path):
+    paths = plot_curves([CURVE, CURVE.scaled_rate(0.8, "cheaper")], tmp_path / "rd", "test")
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:400]
+
+
+def test_bench_produces_both_tables(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "kdic", "bench", "kdic-tiny", "s2c-hybrid-tiny", "--size", "128x64", "--runs", "1",
+         "--train-batch", "1", "--train-size", "64", "--train-steps", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| model | params M (paper / all)" in result.stdout and "compute-bound decode s" in result.stdout
+    report = json.loads(out.read_text())
+    rows = {r["name"]: r for r in report["models"]}
+    assert rows["kdic-tiny"]["params_paper"] < rows["s2c-hybrid-tiny"]["params_paper"]
+    assert rows["kdic-tiny"]["decode"]["total"] > 0 and rows["kdic-tiny"]["train_samples_per_s"] > 0
+    assert np.isfinite(rows["kdic-tiny"]["decode_compute_bound_s"])
+
+
+def test_cli_bdrate_against_itself(tmp_path, capsys):
+    from kdic.cli import main
+
+    path = tmp_path / "curve.json"
+    path.write_text(json.dumps({"name": "c", "results": {"bpp": list(CURVE.bpp), "psnr-rgb": list(CURVE.quality)}}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["bdrate", str(path), "--anchor", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)
