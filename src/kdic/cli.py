@@ -173,14 +173,10 @@ def _model_config(spec: str):
     """A preset name, or a JSON file holding a model config (``kdic.models.to_dict`` form)."""
     from .models import config_from_dict, get_config
 
-    path = Path(spec)
-    if path.suffix == ".json":
-        if not path.is_file():
-            raise KdicError(f"model config file {path} does not exist")
-        try:
-            return config_from_dict(json.loads(path.read_text()))
-        except json.JSONDecodeError as exc:
-            raise KdicError(f"{path}: invalid JSON ({exc})") from None
+    from .fileio import read_json
+
+    if Path(spec).suffix == ".json":
+        return config_from_dict(read_json(spec, "model config file", KdicError))
     return get_config(spec)
 
 

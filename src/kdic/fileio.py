@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -23,3 +24,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def read_json(path: str | os.PathLike, what: str, error: type[Exception]):
+    """Parse a JSON file, raising ``error`` with one clear line if it is missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: invalid JSON ({exc})") from None

@@ -12,11 +12,11 @@ part's output from the teacher part's input: explicit supervision).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..fileio import read_json
 
 STAGE_PARTS = tuple(f"stage{k}" for k in range(1, 7))
 ENTROPY_PARTS = ("channel_context", "param_aggregation", "spatial_context", "hyper")
@@ -124,9 +124,4 @@ def load_strategy(name_or_path: str) -> Strategy:
         path = STRATEGY_DIR / f"{name_or_path}.json"
         if not path.is_file():
             raise ConfigError(f"unknown strategy {name_or_path!r}; known: {', '.join(available_strategies())}")
-    if not path.is_file():
-        raise ConfigError(f"strategy file {path} does not exist")
-    try:
-        return strategy_from_dict(json.loads(path.read_text()))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: invalid JSON ({exc})") from None
+    return strategy_from_dict(read_json(path, "strategy file", ConfigError))

@@ -10,7 +10,6 @@ package.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import bjontegaard
 import numpy as np
 
 from ..errors import KdicError
+from ..fileio import read_json
 
 METHODS = ("pchip", "cubic", "akima")
 LOW_OVERLAP = 0.5
@@ -54,12 +54,7 @@ def load_curve(spec: str | Path, metric: str = "psnr-rgb") -> Curve:
     """Read a curve from ``FILE`` or ``FILE#key/sub/key`` (see the module docstring)."""
     path_text, _, selector = str(spec).partition("#")
     path = Path(path_text)
-    if not path.is_file():
-        raise KdicError(f"curve file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise KdicError(f"{path}: invalid JSON ({exc})") from None
+    data = read_json(path, "curve file", KdicError)
     if selector:
         dataset, _, method = selector.partition("/")
         try:

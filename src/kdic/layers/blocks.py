@@ -132,30 +132,22 @@ class NAFBlock(nn.Module):
 
 
 class ResidualBottleneckBlock(nn.Module):
-    """ELIC residual bottleneck: 1x1 (c/2), ReLU, 3x3, ReLU, 1x1 (c), plus identity."""
+    """ELIC residual bottleneck: 1x1 (c/2), ReLU, 3x3, ReLU, 1x1 (c), plus identity.
 
-    def __init__(self, channels: int) -> None:
+    ``final_relu=True`` gives the residual unit of the simplified attention block.
+    """
+
+    def __init__(self, channels: int, final_relu: bool = False) -> None:
         super().__init__()
         mid = channels // 2
         self.body = nn.Sequential(
             conv(channels, mid, 1), nn.ReLU(inplace=True), conv(mid, mid, 3), nn.ReLU(inplace=True), conv(mid, channels, 1)
         )
+        self.final_relu = final_relu
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
-
-
-class _ResidualUnit(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        mid = channels // 2
-        self.body = nn.Sequential(
-            conv(channels, mid, 1), nn.ReLU(inplace=True), conv(mid, mid, 3), nn.ReLU(inplace=True), conv(mid, channels, 1)
-        )
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(x + self.body(x))
+        out = x + self.body(x)
+        return out.relu() if self.final_relu else out
 
 
 class AttentionBlock(nn.Module):
@@ -166,8 +158,9 @@ class AttentionBlock(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv_a = nn.Sequential(*[_ResidualUnit(channels) for _ in range(3)])
-        self.conv_b = nn.Sequential(*[_ResidualUnit(channels) for _ in range(3)], conv(channels, channels, 1))
+        self.conv_a = nn.Sequential(*[ResidualBottleneckBlock(channels, final_relu=True) for _ in range(3)])
+        self.conv_b = nn.Sequential(*[ResidualBottleneckBlock(channels, final_relu=True) for _ in range(3)],
+                                    conv(channels, channels, 1))
 
     def forward(self, x: Tensor, mask_input: Tensor | None = None) -> Tensor:
         b = self.conv_b(x if mask_input is None else mask_input)
