@@ -81,10 +81,14 @@ def test_each_strategy_moves_only_the_intended_weights(teacher, strategy):
     assert "teacher" not in dict(module.named_children()) and not any(k.startswith("teacher") for k in module.state_dict())
 
 
-def test_smodi_budget_is_a_quarter_stagewise():
+def test_smodi_budget_is_a_quarter_stagewise_and_configurable():
     spec = load_strategy("smodi")
     steps = spec.steps(800)
     assert sum(steps) == 800 and steps[-1] == 600 and len(steps) == 9
+    half = spec.with_final_fraction(0.5).steps(800)
+    assert half[-1] == 400 and half[:-1] == [50] * 8
+    with pytest.raises(ConfigError):
+        load_strategy("vanilla").with_final_fraction(0.5)
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -206,6 +206,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     from .models import TEACHER_OF, config_from_dict, get_config
 
     strategy = load_strategy(args.strategy)
+    if args.final_fraction is not None:
+        strategy = strategy.with_final_fraction(args.final_fraction)
     teacher_meta = read_metadata(args.teacher)
     teacher_config = config_from_dict(teacher_meta["config"])
     lmbda = args.lmbda if args.lmbda is not None else teacher_meta.get("lmbda")
@@ -393,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--strategy", default="smodi", help="strategy name (smodi, vanilla, e2e-feature, two-stage, "
                                                                "stagewise-explicit) or a strategy JSON file")
     distill.add_argument("--teacher-init", action="store_true", help="initialise kept student blocks from the teacher")
+    distill.add_argument("--final-fraction", type=float, help="share of the budget for the last (end-to-end) phase; "
+                                                              "default: the strategy's own (0.75 for smodi, as in the paper)")
     add_training_args(distill, lmbda_required=False)
     distill.set_defaults(func=_cmd_distill)
 

@@ -12,7 +12,7 @@ part's output from the teacher part's input: explicit supervision).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -78,6 +78,15 @@ class Strategy:
                 raise ConfigError(f"strategy {self.name!r}: only entropy parts can be inherited, got {part!r}")
         if not self.uses_teacher and any(p.host == "teacher" or p.loss != "rd" for p in self.phases):
             raise ConfigError(f"strategy {self.name!r}: without a teacher, phases must be student-hosted with RD loss")
+
+    def with_final_fraction(self, fraction: float) -> "Strategy":
+        """The same strategy with the last phase (the end-to-end fine-tune) taking ``fraction`` of the
+        budget and the earlier phases sharing the rest in their original proportions."""
+        if len(self.phases) < 2 or not 0 < fraction < 1:
+            raise ConfigError(f"strategy {self.name!r}: the final fraction needs 2+ phases and a value in (0, 1)")
+        earlier = sum(p.fraction for p in self.phases[:-1])
+        phases = [replace(p, fraction=p.fraction * (1 - fraction) / earlier) for p in self.phases[:-1]]
+        return replace(self, phases=(*phases, replace(self.phases[-1], fraction=fraction)))
 
     def steps(self, total_steps: int) -> list[int]:
         """Steps per phase summing exactly to ``total_steps`` (the last phase takes the rounding)."""
