@@ -49,6 +49,15 @@ def test_eval_writes_compressai_results_from_real_files(tmp_path, sample_images)
     sizes = sorted(8 * f.stat().st_size / (768 * 512) for f in files)
     per_image = sorted(p["images"][0]["bpp"] for p in result["per_image"])
     assert len(files) == 2 and sizes == pytest.approx(per_image)
+    from kdic.eval.rd import merge_curves
+
+    halves = [evaluate_weights([w], sample_images, dataset="sample", quiet=True) for w in reversed(weights)]
+    merged = merge_curves(halves, "merged")
+    for key in ("bpp", "psnr-rgb", "estimated_bpp"):
+        assert merged["results"][key] == pytest.approx(r[key])
+    assert merged["meta"]["weights"] == result["meta"]["weights"] and merged["name"] == "merged"
+    with pytest.raises(ValueError):
+        merge_curves([halves[0], {**halves[1], "meta": {**halves[1]["meta"], "images": 5}}], "mixed")
 
 
 @pytest.mark.parametrize("method", ["pchip", "cubic", "akima"])

@@ -76,6 +76,18 @@ def test_kdic_train_run_folder(tmp_path):
     assert kdic.load(run / "model.safetensors").lmbda == 0.0067
     assert main(["train", "--model", "kdic-tiny", "--lmbda", "0.0067", "--data", str(SAMPLES), "--run-dir", str(run)]) == 2
 
+    # another lambda fine-tuned from this model: the config comes from the weights, training starts from them
+    tuned = tmp_path / "tuned"
+    assert main(["train", "--init", str(run / "model.safetensors"), "--lmbda", "0.013", "--data", str(SAMPLES),
+                 "--run-dir", str(tuned), "--steps", "1", "--lr", "1e-12", "--batch-size", "2", "--crop", "64",
+                 "--quiet"]) == 0
+    start, end = kdic.load(run / "model.safetensors"), kdic.load(tuned / "model.safetensors")
+    assert end.lmbda == 0.013 and end.config == start.config
+    moved = {name for (name, a), b in zip(start.named_parameters(), end.parameters()) if not torch.allclose(a, b, atol=1e-8)}
+    assert moved <= {"latent_codec.entropy_bottleneck.quantiles"}  # only the aux group has a real learning rate
+    assert main(["train", "--init", str(run / "model.safetensors"), "--model", "s2c-hybrid-tiny", "--lmbda", "0.013",
+                 "--data", str(SAMPLES), "--run-dir", str(tmp_path / "mismatch"), "--quiet"]) == 2
+
 
 def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     run = tmp_path / "ddp"

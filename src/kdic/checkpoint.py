@@ -27,14 +27,19 @@ METADATA_KEY = "kdic"
 
 
 def save(model: LearnedImageCodec, path: str | os.PathLike, lmbda: float | None = None,
-         extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model``'s weights plus its config, lambda and the kdic version."""
+         extra: dict[str, Any] | None = None, dtype: torch.dtype | None = None) -> Path:
+    """Write ``model``'s weights plus its config, lambda and the kdic version.
+
+    ``dtype=torch.float16`` halves the file (for shipping); ``load`` always rebuilds a float32
+    model, so encoder and decoder see the same rounded weights.
+    """
     path = Path(path)
     if not path.parent.is_dir():
         raise CheckpointError(f"output folder {path.parent} does not exist")
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "kdic_version": __version__,
                 "config": to_dict(model.config), "lmbda": lmbda, "extra": extra or {}}
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().to("cpu", dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
+               for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(metadata)}))
     return path
 

@@ -20,23 +20,37 @@ from .errors import KdicError
 KDIC_SUFFIX = ".kdic"
 
 
-def _resolve_model(weights: str | None, model_id: str | None, purpose: str):
-    """Model from an explicit weights file, else the shipped weights of ``model_id``."""
+def _encoder_model(args: argparse.Namespace):
+    """Model to encode with: ``--weights FILE``, else the shipped ``--model`` role/preset at ``--quality``."""
     from .checkpoint import load
-    from .data import bundled_weights
+    from .data import DEFAULT_QUALITY, DEFAULT_ROLE, bundled_weights
+
+    if args.weights:
+        if args.model or args.quality:
+            raise KdicError("--model and --quality pick shipped weights; they cannot be combined with --weights")
+        return load(args.weights)
+    return load(bundled_weights(args.model or DEFAULT_ROLE, args.quality or DEFAULT_QUALITY))
+
+
+def _decoder_model(weights: str | None, header):
+    """Model that decodes ``header``: ``--weights FILE``, else the shipped weights whose digest it names."""
+    from .checkpoint import load, weights_digest
+    from .data import bundled_candidates
 
     if weights:
         return load(weights)
-    if model_id is None:
-        raise KdicError(f"no default model ships with this kdic version yet; pass --weights FILE to {purpose}")
-    path = bundled_weights(model_id)
-    if path is None:
-        raise KdicError(f"no bundled weights for model {model_id!r}; pass --weights FILE to {purpose}")
-    return load(path)
+    for path in bundled_candidates(header.model_id):
+        model = load(path)
+        if weights_digest(model)[:len(header.weights_digest)] == header.weights_digest:
+            return model
+    raise KdicError(f"no shipped weights match this file (model {header.model_id!r}, weights "
+                    f"{header.weights_digest.hex()[:16]}...); pass the encoder's --weights FILE")
 
 
-def _plan(inputs: Sequence[str], output: str, suffixes: Iterable[str], out_suffix: str, force: bool) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: one file to one file, or files/folders into an existing folder."""
+def _plan(inputs: Sequence[str], output: str | None, suffixes: Iterable[str], out_suffix: str,
+          force: bool, beside_suffix: str | None = None) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: one file to one file, files/folders into an existing folder, or (no
+    output given) each output beside its input, named with ``beside_suffix`` (default ``out_suffix``)."""
     sources: list[Path] = []
     for name in inputs:
         path = Path(name)
@@ -49,13 +63,16 @@ def _plan(inputs: Sequence[str], output: str, suffixes: Iterable[str], out_suffi
             sources.append(path)
         else:
             raise KdicError(f"{path}: no such file or folder")
-    target = Path(output)
     many = len(inputs) > 1 or Path(inputs[0]).is_dir()
-    if many or target.is_dir():
+    if output is None:
+        pairs = [(src, src.with_suffix(beside_suffix or out_suffix)) for src in sources]
+    elif many or Path(output).is_dir():
+        target = Path(output)
         if not target.is_dir():
             raise KdicError(f"output folder {target} does not exist")
         pairs = [(src, target / (src.stem + out_suffix)) for src in sources]
     else:
+        target = Path(output)
         if not target.parent.is_dir():
             raise KdicError(f"output folder {target.parent} does not exist")
         pairs = [(sources[0], target)]
@@ -78,7 +95,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     from .fileio import atomic_write_bytes
 
     pairs = _plan(args.inputs, args.output, IMAGE_SUFFIXES, KDIC_SUFFIX, args.force)
-    model = _resolve_model(args.weights, args.model, "compress")
+    model = _encoder_model(args)
     for src, dst in tqdm(pairs, desc="compressing", disable=args.quiet or len(pairs) == 1, unit="image"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -100,18 +117,22 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 def _cmd_decompress(args: argparse.Namespace) -> int:
     from .codec import decode_bytes, unpack, write_png
 
-    pairs = _plan(args.inputs, args.output, (KDIC_SUFFIX,), ".png", args.force)
-    models: dict[str, object] = {}
+    pairs = _plan(args.inputs, args.output, (KDIC_SUFFIX,), ".png", args.force, ".decoded.png")
+    models: dict[tuple[str, bytes], object] = {}
     for src, dst in tqdm(pairs, desc="decompressing", disable=args.quiet or len(pairs) == 1, unit="file"):
         data = src.read_bytes()
         try:
             header, _ = unpack(data)
         except KdicError as exc:
             raise KdicError(f"{src}: {exc}") from None
-        if header.model_id not in models:
-            models[header.model_id] = _resolve_model(args.weights, header.model_id, "decompress")
+        key = (header.model_id, header.weights_digest)
+        if key not in models:
+            try:
+                models[key] = _decoder_model(args.weights, header)
+            except KdicError as exc:
+                raise KdicError(f"{src}: {exc}") from None
         try:
-            image, report = decode_bytes(models[header.model_id], data)
+            image, report = decode_bytes(models[key], data)
         except KdicError as exc:
             raise KdicError(f"{src}: {exc}") from None
         write_png(image, dst)
@@ -191,8 +212,17 @@ def _train_config(args: argparse.Namespace):
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train.run import train
 
-    summary = train(_model_config(args.model), _train_config(args), args.data, args.run_dir, args.val,
-                    args.val_images, args.resume, args.quiet)
+    if args.model is None and args.init is None:
+        raise KdicError("pass --model PRESET (or a config JSON), or --init WEIGHTS to start from a trained model")
+    if args.model is not None:
+        config = _model_config(args.model)
+    else:
+        from .checkpoint import read_metadata
+        from .models import config_from_dict
+
+        config = config_from_dict(read_metadata(args.init)["config"])
+    summary = train(config, _train_config(args), args.data, args.run_dir, args.val,
+                    args.val_images, args.resume, args.quiet, args.init)
     if not args.quiet and summary.get("validation"):
         v = summary["validation"]
         print(f"done: {summary['global_step']} steps; validation bpp {v['bpp']:.4f}, PSNR {v['psnr']:.2f} dB; "
@@ -354,6 +384,58 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_energy(args: argparse.Namespace) -> int:
+    from .checkpoint import load
+    from .eval.energy import FEATURES, channel_energy, energy_report, plot_energy
+    from .train.data import load_validation
+
+    if args.names and len(args.names) != len(args.weights):
+        raise KdicError(f"--names needs one name per weights file ({len(args.weights)})")
+    if args.plot and not Path(args.plot).parent.is_dir():
+        raise KdicError(f"output folder {Path(args.plot).parent} does not exist")
+    images = load_validation(args.data, args.limit)
+    reports = []
+    for i, weights in enumerate(args.weights):
+        model = load(weights)
+        name = args.names[i] if args.names else model.config.name
+        reports.append(energy_report(name, str(weights), channel_energy(model, images, args.quiet)))
+    _write_json({"dataset": Path(args.data).name, "images": len(images), "models": reports}, args.output)
+    if not args.quiet:
+        for report in reports:
+            shares = ", ".join(f"{f} {100 * report['features'][f]['top_group_share']:.1f}%" for f in FEATURES)
+            print(f"{report['name']}: energy in the top 1/8 of channels: {shares}")
+        print(f"results written to {args.output}")
+    if args.plot:
+        for path in plot_energy(reports, args.plot):
+            if not args.quiet:
+                print(path)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.quality, args.distill_steps, args.quiet)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import load, read_metadata, save
+
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise KdicError(f"{output} exists; use --force to overwrite")
+    metadata = read_metadata(args.weights)
+    model = load(args.weights)
+    save(model, output, lmbda=metadata.get("lmbda"), extra={**metadata.get("extra", {}), "exported_from": Path(args.weights).name},
+         dtype=torch.float16 if args.half else None)
+    if not args.quiet:
+        print(f"{args.weights} -> {output} ({output.stat().st_size / 1e6:.2f} MB{', float16' if args.half else ''})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdic", description="Learned image compression and its knowledge distillation.")
     parser.add_argument("--version", action="version", version=f"kdic {__version__}")
@@ -367,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_codec_args(p: argparse.ArgumentParser, verb: str) -> None:
         p.add_argument("inputs", nargs="+", metavar="INPUT", help=f"file(s) or folder(s) to {verb}")
-        p.add_argument("-o", "--output", required=True, help="output file, or an existing folder")
+        p.add_argument("-o", "--output", help="output file, or an existing folder (default: beside each input)")
         p.add_argument("--weights", help="weights file (.safetensors) written by kdic")
         p.add_argument("--force", action="store_true", help="overwrite existing outputs")
         p.add_argument("--verbose", action="store_true", help="print the time split (transform vs entropy coding)")
@@ -375,7 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     compress = sub.add_parser("compress", help="images (PNG, JPEG, ...) to .kdic bitstreams")
     add_codec_args(compress, "compress")
-    compress.add_argument("--model", help="preset whose bundled weights to use")
+    compress.add_argument("--model", help="shipped weights to use: 'student' (default, the SMoDi-distilled "
+                                           "kdic-tiny), 'teacher' (s2c-hybrid-tiny), or a preset name")
+    compress.add_argument("--quality", type=int, choices=[1, 2, 3, 4],
+                          help="rate point of the shipped weights: lambda 0.0035, 0.0067, 0.013 (default), 0.025")
     compress.set_defaults(func=_cmd_compress)
 
     decompress = sub.add_parser("decompress", help=".kdic bitstreams to PNG")
@@ -383,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     decompress.set_defaults(func=_cmd_decompress)
 
     train = sub.add_parser("train", help="train a model (works under torchrun for DDP)")
-    train.add_argument("--model", required=True, help="preset name or model-config JSON file")
+    train.add_argument("--model", help="preset name or model-config JSON file (default: the --init model's)")
+    train.add_argument("--init", help="start from these weights (e.g. fine-tune another lambda from a trained model)")
     add_training_args(train)
     train.set_defaults(func=_cmd_train)
 
@@ -444,6 +530,31 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--json", help="also write the report as JSON")
     bn.add_argument("--markdown", help="also write the tables as markdown")
     bn.set_defaults(func=_cmd_bench)
+
+    energy = sub.add_parser("energy", help="channel-wise energy of encoder features (the paper's Figs. 4-5)")
+    energy.add_argument("--weights", nargs="+", required=True, help="weights files to analyse")
+    energy.add_argument("--names", nargs="+", help="one display name per weights file")
+    energy.add_argument("--data", required=True, help="image folder, e.g. ../shared/data/kodak")
+    energy.add_argument("-o", "--output", required=True, help="results JSON to write")
+    energy.add_argument("--plot", help="also draw PREFIX-sorted and PREFIX-unsorted (.png and .svg)")
+    energy.add_argument("--limit", type=int, help="only the first N images")
+    energy.add_argument("--quiet", action="store_true")
+    energy.set_defaults(func=_cmd_energy)
+
+    demo = sub.add_parser("demo", help="the main job: code a sample with the shipped teacher and student, "
+                                       "then a short SMoDi distillation")
+    demo.add_argument("--quality", type=int, default=3, choices=[1, 2, 3, 4], help="rate point of the shipped weights")
+    demo.add_argument("--distill-steps", type=int, default=90, help="steps of the distillation demo")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(func=_cmd_demo)
+
+    export = sub.add_parser("export", help="rewrite a weights file (e.g. as float16 for shipping)")
+    export.add_argument("weights", help="weights file written by kdic")
+    export.add_argument("-o", "--output", required=True, help="weights file to write")
+    export.add_argument("--half", action="store_true", help="store floating-point tensors as float16")
+    export.add_argument("--force", action="store_true", help="overwrite an existing output")
+    export.add_argument("--quiet", action="store_true")
+    export.set_defaults(func=_cmd_export)
 
     info = sub.add_parser("info", help="show the header of a .kdic file or the metadata of a weights file")
     info.add_argument("file")

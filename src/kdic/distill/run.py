@@ -85,6 +85,7 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
         summary = Trainer(module, phases, train_config, run_dir, sampler, ctx, validate, quiet).run(resume=resume)
         summary["ranks_identical"] = parameters_identical_across_ranks(module, ctx)
         summary["strategy"] = strategy.name
+        summary["phases"] = [{"name": p.name, "steps": p.steps} for p in phases]
         if ctx.is_main:
             save(student, run_dir / "model.safetensors", lmbda=train_config.lmbda,
                  extra={"teacher": str(teacher_path), "strategy": strategy.name, "steps": summary["global_step"]})

@@ -71,3 +71,27 @@ def evaluate_weights(weights: list[str | Path], images: list[tuple[str, np.ndarr
                  "weights_digest": [p["weights_digest"] for p in points]},
         "per_image": [{"weights": p["weights"], "images": p["images"]} for p in points],
     }
+
+
+def merge_curves(curves: list[dict], name: str) -> dict:
+    """One curve from several ``kdic eval`` results (e.g. one file per checkpoint), sorted by rate."""
+    if not curves:
+        raise ValueError("nothing to merge")
+    datasets = {c["meta"]["dataset"] for c in curves}
+    images = {c["meta"]["images"] for c in curves}
+    if len(datasets) > 1 or len(images) > 1:
+        raise ValueError(f"curves come from different data ({sorted(datasets)}, {sorted(images)} images)")
+    points = []
+    for curve in curves:
+        for i in range(len(curve["results"]["bpp"])):
+            points.append(({k: curve["results"][k][i] for k in POINT_KEYS},
+                           {k: curve["meta"][k][i] for k in ("lmbda", "weights", "weights_digest")},
+                           curve["per_image"][i]))
+    points.sort(key=lambda p: p[0]["bpp"])
+    first = curves[0]["meta"]
+    meta = {k: v for k, v in first.items() if k not in ("lmbda", "weights", "weights_digest")}
+    meta.update({k: [p[1][k] for p in points] for k in ("lmbda", "weights", "weights_digest")})
+    return {"name": name,
+            "description": f"kdic eval of {len(points)} checkpoint(s) on {first['images']} image(s) of {first['dataset']}",
+            "results": {k: [p[0][k] for p in points] for k in POINT_KEYS}, "meta": meta,
+            "per_image": [p[2] for p in points]}

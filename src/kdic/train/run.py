@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import save
+from ..checkpoint import load, save
 from ..errors import KdicError
 from ..eval.metrics import estimate_rd
 from ..models import LearnedImageCodec, ModelConfig, to_dict
@@ -62,14 +62,23 @@ def rd_phase(name: str, steps: int, trainable: list[str], lmbda: float, with_aux
 
 def train(config: ModelConfig, train_config: TrainConfig, data_dir: str | Path, run_dir: str | Path,
           val_dir: str | Path | None = None, val_images: int | None = None, resume: bool = False,
-          quiet: bool = False) -> dict:
-    """Train ``config`` from scratch (or resume); exports ``model.safetensors`` into the run folder."""
+          quiet: bool = False, init_weights: str | Path | None = None) -> dict:
+    """Train ``config`` from scratch, from ``init_weights`` (e.g. another lambda's model) or resume.
+
+    Exports ``model.safetensors`` into the run folder.
+    """
     ctx = init_distributed()
     run_dir = Path(run_dir)
     try:
         torch.manual_seed(train_config.seed)
         model = LearnedImageCodec(config).to(ctx.device)
+        if init_weights is not None:
+            initial = load(init_weights)
+            if initial.config != config:
+                raise KdicError(f"{init_weights} holds a {initial.config.name!r} model, not {config.name!r}")
+            model.load_state_dict(initial.state_dict())
         description = {"command": "train", "model": to_dict(config), "train": asdict(train_config),
+                       "init": str(init_weights) if init_weights else None,
                        "data": str(data_dir), "val": str(val_dir) if val_dir else None, "world_size": ctx.world_size}
         prepare_run_dir(run_dir, description, resume, ctx)
         sampler = CropSampler(data_dir, train_config.crop, train_config.seed, ctx.rank)

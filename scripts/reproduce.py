@@ -1,0 +1,367 @@
+#!/usr/bin/env python
+"""Reproduce the paper's claims at CPU scale (docs/reproduction.md) as resumable runs.
+
+    python scripts/reproduce.py plan                     # every run, its steps and CPU cost
+    python scripts/reproduce.py run --minutes 150        # start/resume runs that fit, 2 at a time
+    python scripts/reproduce.py report                   # curves, BD-rate tables, plots, energy, bench
+
+``run`` is safe to interrupt and to call again in a later session: a run with a checkpoint
+resumes, a finished run is exported (float16), evaluated on Kodak with real bitstreams and never
+repeated. Run folders live in runs/repro (not committed); what a run leaves for good is its
+evaluation (results/repro/points), its log and summary (results/repro/logs) and, for the teacher,
+vanilla and SMoDi students, its float16 weights (package data or results/repro/weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+TRAIN_DATA = SHARED / "train" / "bsds500"
+KODAK = SHARED / "kodak"
+VTM = f"{SHARED / 'anchors' / 'summary_psnr_rgb.json'}#kodak/compressai/vtm"
+RUNS = ROOT / "runs" / "repro"
+RESULTS = ROOT / "results" / "repro"
+PACKAGE_WEIGHTS = ROOT / "src" / "kdic" / "data" / "weights"
+DOC = ROOT / "docs" / "reproduction.md"
+KDIC = [sys.executable, "-m", "kdic.cli"]
+
+QUALITY_LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.013, 4: 0.025}
+TEACHER, STUDENT = "s2c-hybrid-tiny", "kdic-tiny"
+TEACHER_STEPS, TEACHER_FINETUNE_STEPS, STUDENT_STEPS = 6000, 3000, 4000
+STRATEGIES = ("vanilla", "e2e-feature", "two-stage", "stagewise-explicit", "smodi")
+ALL_QUALITIES = (1, 2, 3, 4)
+ABLATION_QUALITIES = (2, 3, 4)  # the ablations and the second vanilla seed run at 3 lambdas
+# Measured seconds per step at batch 8 x 128^2, one thread, two runs side by side on 2 cores.
+SECONDS_PER_STEP = {"teacher": 0.80, "vanilla": 0.38, "smodi": 0.42, "e2e-feature": 0.62, "two-stage": 0.42,
+                    "stagewise-explicit": 0.40}
+EVAL_MINUTES = {"teacher": 3.0, "student": 2.0}
+COMMON = ["--data", str(TRAIN_DATA), "--val", str(KODAK), "--val-images", "6", "--val-every", "2000",
+          "--checkpoint-every", "500",
+          "--batch-size", "8", "--crop", "128", "--quiet"]
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    kind: str  # "teacher" or a strategy name
+    quality: int
+    seed: int
+    after: str | None  # run whose weights this one starts from or distills
+    args: tuple[str, ...]
+    steps: int
+    keep: Path | None = None  # where the float16 weights are kept for good
+
+    @property
+    def run_dir(self) -> Path:
+        return RUNS / self.name
+
+    @property
+    def weights(self) -> Path:
+        return self.run_dir / "model.safetensors"
+
+    @property
+    def point(self) -> Path:
+        return RESULTS / "points" / f"{self.name}.json"
+
+    @property
+    def minutes(self) -> float:
+        return self.steps * SECONDS_PER_STEP[self.kind] / 60 + EVAL_MINUTES["teacher" if self.kind == "teacher" else "student"]
+
+    def command(self, resume: bool) -> list[str]:
+        return [*KDIC, *self.args, "--run-dir", str(self.run_dir), *COMMON, *(["--resume"] if resume else [])]
+
+
+def teacher_name(quality: int) -> str:
+    return f"teacher-q{quality}"
+
+
+def student_name(strategy: str, quality: int, seed: int) -> str:
+    return f"{strategy}-q{quality}-s{seed}"
+
+
+def build_plan() -> list[Run]:
+    """Teachers: the two outer-middle lambdas from scratch, the others fine-tuned from a neighbour.
+    Students: every strategy at the same step budget, data and seed, distilled from the teacher
+    of their lambda."""
+    runs = []
+    for quality, source in ((4, None), (2, None), (3, 4), (1, 2)):
+        lmbda = str(QUALITY_LAMBDAS[quality])
+        if source is None:
+            args = ("train", "--model", TEACHER, "--lmbda", lmbda, "--steps", str(TEACHER_STEPS), "--lr", "1e-3",
+                    "--decay-at", "0.85")
+            steps = TEACHER_STEPS
+        else:
+            args = ("train", "--init", str(RUNS / teacher_name(source) / "model.safetensors"), "--lmbda", lmbda,
+                    "--steps", str(TEACHER_FINETUNE_STEPS), "--lr", "5e-4", "--decay-at", "0.8")
+            steps = TEACHER_FINETUNE_STEPS
+        runs.append(Run(teacher_name(quality), "teacher", quality, 0, teacher_name(source) if source else None, args,
+                        steps, PACKAGE_WEIGHTS / f"{TEACHER}-q{quality}.safetensors"))
+    # The shipped default (quality 3) first, then the other lambdas of SMoDi and vanilla.
+    jobs = [(s, q, 0) for q in (3, 4, 2, 1) for s in ("smodi", "vanilla")]
+    jobs += [("vanilla", q, 1) for q in ABLATION_QUALITIES]
+    jobs += [(s, q, 0) for s in STRATEGIES if s not in ("vanilla", "smodi") for q in ABLATION_QUALITIES]
+    for strategy, quality, seed in jobs:
+        keep = {"smodi": PACKAGE_WEIGHTS / f"{STUDENT}-q{quality}.safetensors",
+                "vanilla": RESULTS / "weights" / f"{student_name(strategy, quality, seed)}.safetensors"}.get(strategy)
+        args = ("distill", "--teacher", str(RUNS / teacher_name(quality) / "model.safetensors"), "--student", STUDENT,
+                "--strategy", strategy, "--lmbda", str(QUALITY_LAMBDAS[quality]), "--steps", str(STUDENT_STEPS),
+                "--lr", "1e-3", "--decay-at", "0.85", "--seed", str(seed))
+        runs.append(Run(student_name(strategy, quality, seed), strategy, quality, seed, teacher_name(quality), args,
+                        STUDENT_STEPS, keep if seed == 0 else None))
+    return runs
+
+
+def is_done(run: Run) -> bool:
+    return run.point.is_file()
+
+
+def finalize(run: Run) -> None:
+    """Export float16 weights, evaluate them on Kodak (real bitstreams), keep the small artefacts."""
+    half = run.run_dir / "model-fp16.safetensors"
+    subprocess.run([*KDIC, "export", str(run.weights), "-o", str(half), "--half", "--force", "--quiet"], check=True)
+    run.point.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([*KDIC, "eval", "--weights", str(half), "--data", str(KODAK), "-o", str(run.point), "--name",
+                    run.name, "--quiet"], check=True)
+    logs = RESULTS / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(run.run_dir / "log.csv", logs / f"{run.name}.csv")
+    summary = {"config": json.loads((run.run_dir / "config.json").read_text()),
+               "summary": json.loads((run.run_dir / "summary.json").read_text())}
+    (logs / f"{run.name}.json").write_text(json.dumps(summary, indent=2))
+    if run.keep is not None:
+        run.keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(half, run.keep)
+
+
+def launch(run: Run) -> subprocess.Popen:
+    """Train/resume (unless already trained), then finalize, in one single-threaded child process."""
+    RUNS.mkdir(parents=True, exist_ok=True)
+    steps = []
+    if not run.weights.is_file():
+        resume = (run.run_dir / "checkpoints" / "state.safetensors").is_file()
+        steps.append(run.command(resume))
+    script = " && ".join(" ".join(map(_quote, s)) for s in steps)
+    finish = " ".join(map(_quote, [sys.executable, str(Path(__file__).resolve()), "finalize", run.name]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    log = open(RUNS / f"{run.name}.out", "a")
+    return subprocess.Popen(f"{script + ' && ' if script else ''}{finish}", shell=True, cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def _quote(part: str) -> str:
+    import shlex
+
+    return shlex.quote(part)
+
+
+def cmd_plan(_: argparse.Namespace) -> None:
+    runs = build_plan()
+    total = 0.0
+    print(f"| run | after | steps | CPU-min (1 thread) | done |\n|---|---|---|---|---|")
+    for run in runs:
+        total += run.minutes
+        print(f"| {run.name} | {run.after or '-'} | {run.steps} | {run.minutes:.0f} | {'yes' if is_done(run) else ''} |")
+    left = sum(r.minutes for r in runs if not is_done(r))
+    print(f"\n{len(runs)} runs, {total / 60:.1f} CPU-hours in all ({total / 120:.1f} h on 2 cores, two runs at a time); "
+          f"{left / 60:.1f} CPU-hours left.")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """Keep ``--jobs`` runs going; start a run only if its estimate fits in the minutes left."""
+    deadline = time.time() + args.minutes * 60
+    runs = [r for r in build_plan() if not args.only or r.name in args.only]
+    by_name = {r.name: r for r in build_plan()}
+    running: dict[str, subprocess.Popen] = {}
+    failed: set[str] = set()
+    while True:
+        for name, proc in list(running.items()):
+            if proc.poll() is not None:
+                del running[name]
+                status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see runs/repro/{name}.out)"
+                if proc.returncode:
+                    failed.add(name)
+                print(f"{time.strftime('%H:%M:%S')} {name}: {status}", flush=True)
+        ready = [r for r in runs if not is_done(r) and r.name not in running and r.name not in failed
+                 and (r.after is None or is_done(by_name[r.after]))]
+        minutes_left = (deadline - time.time()) / 60
+        fitting = [r for r in ready if r.minutes * (1 - _progress(r)) <= minutes_left]
+        while fitting and len(running) < args.jobs:
+            run = fitting.pop(0)
+            print(f"{time.strftime('%H:%M:%S')} {run.name}: starting (~{run.minutes * (1 - _progress(run)):.0f} min)",
+                  flush=True)
+            running[run.name] = launch(run)
+        if not running:
+            pending = [r.name for r in runs if not is_done(r)]
+            print(f"nothing more fits or is ready; pending: {', '.join(pending) or 'none'}", flush=True)
+            return
+        time.sleep(10)
+
+
+def _progress(run: Run) -> float:
+    """Fraction of a run's steps already checkpointed (0 when not started)."""
+    if run.weights.is_file():
+        return 1.0
+    log = run.run_dir / "log.csv"
+    if not (run.run_dir / "checkpoints" / "state.safetensors").is_file() or not log.is_file():
+        return 0.0
+    lines = log.read_text().strip().splitlines()
+    step = int(lines[-1].split(",")[0]) if len(lines) > 1 else 0
+    return min(step / run.steps, 1.0) * 0.9  # the checkpoint lags the log by up to one interval
+
+
+def cmd_finalize(args: argparse.Namespace) -> None:
+    finalize({r.name: r for r in build_plan()}[args.name])
+
+
+# -- report ------------------------------------------------------------------------------------
+CURVES = {"teacher": ("teacher", 0), "vanilla": ("vanilla", 0), "vanilla-seed1": ("vanilla", 1),
+          **{s: (s, 0) for s in STRATEGIES if s != "vanilla"}}
+
+
+def curve_points(kind: str, seed: int, qualities: tuple[int, ...]) -> list[Path]:
+    names = [teacher_name(q) if kind == "teacher" else student_name(kind, q, seed) for q in qualities]
+    return [RESULTS / "points" / f"{n}.json" for n in names if (RESULTS / "points" / f"{n}.json").is_file()]
+
+
+def write_curves() -> dict[str, Path]:
+    """results/repro/kodak/<curve>.json from the per-run points (all lambdas) and <curve>-3.json
+    (the three ablation lambdas, for like-for-like strategy comparisons)."""
+    from kdic.eval.rd import merge_curves
+
+    out = RESULTS / "kodak"
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for curve, (kind, seed) in CURVES.items():
+        for suffix, qualities in (("", ALL_QUALITIES), ("-3", ABLATION_QUALITIES)):
+            points = curve_points(kind, seed, qualities)
+            if len(points) < 2:
+                continue
+            merged = merge_curves([json.loads(p.read_text()) for p in points], f"{curve}{suffix}")
+            path = out / f"{curve}{suffix}.json"
+            path.write_text(json.dumps(merged, indent=2) + "\n")
+            written[f"{curve}{suffix}"] = path
+    return written
+
+
+def _bd(test: Path | str, anchor: Path | str) -> str:
+    """BD-rate (%) as table text; a dagger marks curves that overlap on little of their PSNR range."""
+    import warnings
+
+    from kdic.errors import KdicError
+    from kdic.eval.bdrate import bd_rate, load_curve
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value = f"{bd_rate(load_curve(str(test)), load_curve(str(anchor))):+.2f}"
+        except (KdicError, ValueError):  # curves that do not overlap at all are reported, not fatal
+            return "no overlap"
+    return value + (" †" if caught else "")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    curves = write_curves()
+    baselines_dir = RESULTS / "kodak" / "baselines"
+    if args.baselines and not any(baselines_dir.glob("*.json")):
+        baselines_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([*KDIC, "baselines", "--data", str(KODAK), "-o", str(baselines_dir), "--quiet"], check=True)
+    baselines = {p.stem: p for p in sorted(baselines_dir.glob("*.json"))}
+    bench_json = RESULTS / "bench.json"
+    if args.bench and not bench_json.is_file():
+        subprocess.run([*KDIC, "bench", TEACHER, STUDENT, "--json", str(bench_json), "--markdown",
+                        str(RESULTS / "bench.md")], check=True)
+    lines = ["### Rate-distortion on Kodak (24 images, real bitstreams)", ""]
+    lines += ["| curve | points | bpp range | PSNR range (dB) | BD-rate vs VTM (%) | "
+              + " | ".join(f"vs {b} (%)" for b in baselines) + " |", "|" + "---|" * (5 + len(baselines))]
+    for name, path in curves.items():
+        if name.endswith("-3"):
+            continue
+        r = json.loads(path.read_text())["results"]
+        row = [name, str(len(r["bpp"])), f"{min(r['bpp']):.3f}-{max(r['bpp']):.3f}",
+               f"{min(r['psnr-rgb']):.2f}-{max(r['psnr-rgb']):.2f}", _bd(path, VTM)]
+        row += [_bd(path, b) for b in baselines.values()]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "### Distillation strategies (BD-rate %, PSNR, pchip; lambdas "
+              f"{', '.join(str(QUALITY_LAMBDAS[q]) for q in ABLATION_QUALITIES)})", "",
+              "| strategy | vs vanilla (seed 0) | vs teacher |", "|---|---|---|"]
+    for name in ["vanilla-seed1", *[s for s in STRATEGIES if s != "vanilla"]]:
+        if f"{name}-3" in curves:
+            path = curves[f"{name}-3"]
+            vanilla, teacher = curves.get("vanilla-3"), curves.get("teacher-3")
+            lines.append(f"| {name} | {_bd(path, vanilla) if vanilla else 'pending'} | "
+                         f"{_bd(path, teacher) if teacher else 'pending'} |")
+    if "smodi" in curves and "vanilla" in curves:
+        lines += ["", f"All four lambdas: SMoDi vs vanilla {_bd(curves['smodi'], curves['vanilla'])} %, "
+                      f"SMoDi vs teacher {_bd(curves['smodi'], curves['teacher']) if 'teacher' in curves else 'pending'} %, "
+                      f"vanilla vs teacher {_bd(curves['vanilla'], curves['teacher']) if 'teacher' in curves else 'pending'} %."]
+    if bench_json.is_file():
+        lines += ["", "### Complexity and speed (`kdic bench`)", "", (RESULTS / "bench.md").read_text().strip()]
+    plot_inputs = [str(p) for n, p in curves.items() if not n.endswith("-3")] + [str(p) for p in baselines.values()] + [VTM]
+    if curves:
+        subprocess.run([*KDIC, "plot", *plot_inputs, "-o", str(RESULTS / "rd-kodak"), "--title",
+                        "Kodak, CPU-scale reproduction"], check=True, stdout=subprocess.DEVNULL)
+        lines += ["", "![RD curves](../results/repro/rd-kodak.png)"]
+    energy = {"teacher": PACKAGE_WEIGHTS / f"{TEACHER}-q3.safetensors",
+              "vanilla": RESULTS / "weights" / f"{student_name('vanilla', 3, 0)}.safetensors",
+              "smodi": PACKAGE_WEIGHTS / f"{STUDENT}-q3.safetensors"}
+    if all(w.is_file() for w in energy.values()):
+        subprocess.run([*KDIC, "energy", "--weights", *map(str, energy.values()), "--names", *energy,
+                        "--data", str(KODAK), "-o", str(RESULTS / "energy-q3.json"), "--plot",
+                        str(RESULTS / "energy-q3"), "--quiet"], check=True)
+    if (RESULTS / "energy-q3.json").is_file():
+        lines += ["", "### Channel energy (Figs. 4-5), lambda 0.013", "", "| model | " +
+                  " | ".join(f"top 1/8 of channels, {f}" for f in ("stage1", "stage2", "stage3", "latent")) + " |",
+                  "|---|---|---|---|---|"]
+        for m in json.loads((RESULTS / "energy-q3.json").read_text())["models"]:
+            lines.append(f"| {m['name']} | " + " | ".join(f"{100 * m['features'][f]['top_group_share']:.1f}%"
+                                                          for f in ("stage1", "stage2", "stage3", "latent")) + " |")
+        lines += ["", "![sorted](../results/repro/energy-q3-sorted.png)", "![unsorted](../results/repro/energy-q3-unsorted.png)"]
+    pending = [r.name for r in build_plan() if not is_done(r)]
+    lines += ["", "† the two curves share less than half of the narrower PSNR range (BD numbers cover little)."]
+    lines += ["", f"Runs still pending: {', '.join(pending) if pending else 'none'}."]
+    _replace_section("\n".join(lines))
+    print("\n".join(lines))
+
+
+def _replace_section(text: str) -> None:
+    begin, end = "<!-- report:begin -->", "<!-- report:end -->"
+    doc = DOC.read_text()
+    head, _, rest = doc.partition(begin)
+    _, _, tail = rest.partition(end)
+    DOC.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("plan", help="print the runs and their CPU budget").set_defaults(func=cmd_plan)
+    run = sub.add_parser("run", help="start or resume the runs that fit in the time given")
+    run.add_argument("--minutes", type=float, default=150, help="wall-clock minutes this session can give")
+    run.add_argument("--jobs", type=int, default=2, help="runs side by side (one thread each)")
+    run.add_argument("--only", nargs="+", help="only these runs")
+    run.set_defaults(func=cmd_run)
+    fin = sub.add_parser("finalize", help="export, evaluate and keep one finished run")
+    fin.add_argument("name")
+    fin.set_defaults(func=cmd_finalize)
+    rep = sub.add_parser("report", help="curves, tables, plots and energy into results/repro and the docs")
+    rep.add_argument("--baselines", action="store_true", help="measure the live baselines first if missing")
+    rep.add_argument("--bench", action="store_true", help="run kdic bench first if missing")
+    rep.set_defaults(func=cmd_report)
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        sys.exit(f"reproduce: {SHARED} not found; the study needs ../shared/data (BSDS500 and Kodak)")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
