@@ -57,36 +57,28 @@ def energy_report(name: str, weights: str, energies: dict[str, np.ndarray]) -> d
 
 
 def plot_energy(reports: list[dict], output: str | Path) -> list[Path]:
-    """Fig. 4 (sorted eight-group shares) and Fig. 5 (unsorted per-channel energy) for every model."""
+    """Fig. 4 (sorted eight-group shares, bars) and Fig. 5 (unsorted per-channel shares, lines)."""
     from .plot import pyplot, save_figure
 
-    plt = pyplot()
     written = []
-    fig, axes = plt.subplots(1, len(FEATURES), figsize=(4 * len(FEATURES), 3.4), dpi=120)
-    width = 0.8 / max(len(reports), 1)
-    for i, report in enumerate(reports):
+    for kind in ("sorted", "unsorted"):
+        fig, axes = pyplot().subplots(1, len(FEATURES), figsize=(4 * len(FEATURES), 3.4), dpi=120)
+        for i, report in enumerate(reports):
+            for ax, feature in zip(axes, FEATURES):
+                entry = report["features"][feature]
+                if kind == "sorted":
+                    width = 0.8 / len(reports)
+                    ax.bar(np.arange(GROUPS) + i * width, [100 * s for s in entry["group_shares"]], width,
+                           label=report["name"])
+                else:
+                    energy = np.asarray(entry["energy"])
+                    ax.plot(100 * energy / energy.sum(), marker=".", linewidth=0.8, label=report["name"])
         for ax, feature in zip(axes, FEATURES):
-            shares = report["features"][feature]["group_shares"]
-            ax.bar(np.arange(GROUPS) + i * width, [100 * s for s in shares], width, label=report["name"])
-    for ax, feature in zip(axes, FEATURES):
-        ax.set_title(f"{feature} (sorted, {GROUPS} groups)")
-        ax.set_xlabel("channel group (highest energy first)")
-        ax.set_ylabel("share of energy (%)")
-        ax.grid(True, axis="y", alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    written += save_figure(fig, Path(f"{output}-sorted"))
-    fig, axes = plt.subplots(1, len(FEATURES), figsize=(4 * len(FEATURES), 3.4), dpi=120)
-    for report in reports:
-        for ax, feature in zip(axes, FEATURES):
-            energy = np.asarray(report["features"][feature]["energy"])
-            ax.plot(np.arange(energy.size), 100 * energy / energy.sum(), marker=".", linewidth=0.8, label=report["name"])
-    for ax, feature in zip(axes, FEATURES):
-        ax.set_title(f"{feature} (unsorted)")
-        ax.set_xlabel("channel index")
-        ax.set_ylabel("share of energy (%)")
-        ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    written += save_figure(fig, Path(f"{output}-unsorted"))
+            ax.set_title(f"{feature} ({kind}{f', {GROUPS} groups' if kind == 'sorted' else ''})")
+            ax.set_xlabel("channel group (highest energy first)" if kind == "sorted" else "channel index")
+            ax.set_ylabel("share of energy (%)")
+            ax.grid(True, alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        written += save_figure(fig, Path(f"{output}-{kind}"))
     return written
