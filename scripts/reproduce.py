@@ -24,15 +24,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]  # every path below is relative to it (main() changes there)
+SHARED = Path("..") / "shared" / "data"
 TRAIN_DATA = SHARED / "train" / "bsds500"
 KODAK = SHARED / "kodak"
 VTM = f"{SHARED / 'anchors' / 'summary_psnr_rgb.json'}#kodak/compressai/vtm"
-RUNS = ROOT / "runs" / "repro"
-RESULTS = ROOT / "results" / "repro"
-PACKAGE_WEIGHTS = ROOT / "src" / "kdic" / "data" / "weights"
-DOC = ROOT / "docs" / "reproduction.md"
+RUNS = Path("runs") / "repro"
+RESULTS = Path("results") / "repro"
+PACKAGE_WEIGHTS = Path("src") / "kdic" / "data" / "weights"
+DOC = Path("docs") / "reproduction.md"
 KDIC = [sys.executable, "-m", "kdic.cli"]
 
 QUALITY_LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.013, 4: 0.025}
@@ -358,6 +358,7 @@ def main() -> None:
     rep.add_argument("--bench", action="store_true", help="run kdic bench first if missing")
     rep.set_defaults(func=cmd_report)
     args = parser.parse_args()
+    os.chdir(ROOT)
     if not SHARED.is_dir():
         sys.exit(f"reproduce: {SHARED} not found; the study needs ../shared/data (BSDS500 and Kodak)")
     args.func(args)

@@ -58,7 +58,7 @@ def _jxl_codec() -> ClassicalCodec | str:
     try:
         import imagecodecs
     except ImportError:
-        return "JPEG XL skipped: install imagecodecs (pip install imagecodecs) to measure it"
+        return "JPEG XL skipped: install imagecodecs (pip install -e '.[baselines]') to measure it"
 
     return ClassicalCodec("jpeg-xl", "JPEG XL via imagecodecs (libjxl), effort 7", (0.5, 1.0, 1.5, 2.5, 4.0, 6.0, 9.0),
                           lambda image, d: imagecodecs.jpegxl_encode(image, distance=d, effort=7),
