@@ -257,5 +257,6 @@ class Trainer:
                 if cfg.val_every and self.global_step % cfg.val_every == 0:
                     last_val = self._validate(phase.name)
             self.save_state(phase_index + 1, 0, None)
-        last_val = self._validate(self.phases[-1].name) or last_val
+        if not (cfg.val_every and self.global_step % cfg.val_every == 0):  # not validated at the last step yet
+            last_val = self._validate(self.phases[-1].name) or last_val
         return {"global_step": self.global_step, "validation": last_val, "config": asdict(cfg)}
