@@ -40,6 +40,7 @@ TEACHER, STUDENT = "s2c-hybrid-tiny", "kdic-tiny"
 TEACHER_STEPS, TEACHER_FINETUNE_STEPS, STUDENT_STEPS = 6000, 3000, 4000
 STRATEGIES = ("vanilla", "e2e-feature", "two-stage", "stagewise-explicit", "smodi")
 ALL_QUALITIES = (1, 2, 3, 4)
+SCRATCH_QUALITIES = (4, 2)  # teachers trained from scratch; the other two are fine-tuned from them
 ABLATION_QUALITIES = (2, 3, 4)  # the ablations and the second vanilla seed run at 3 lambdas
 # Measured seconds per step at batch 8 x 128^2, one thread, two runs side by side on 2 cores.
 SECONDS_PER_STEP = {"teacher": 0.80, "vanilla": 0.38, "smodi": 0.42, "e2e-feature": 0.62, "two-stage": 0.42,
@@ -82,7 +83,8 @@ class Run:
 
 
 def teacher_name(quality: int) -> str:
-    return f"teacher-q{quality}"
+    """The final teacher of a quality: every one has 6000 steps from scratch + 3000 of fine-tuning."""
+    return f"teacher-q{quality}" + ("-ft" if quality in SCRATCH_QUALITIES else "")
 
 
 def student_name(strategy: str, quality: int, seed: int) -> str:
@@ -90,22 +92,22 @@ def student_name(strategy: str, quality: int, seed: int) -> str:
 
 
 def build_plan() -> list[Run]:
-    """Teachers: the two outer-middle lambdas from scratch, the others fine-tuned from a neighbour.
+    """Teachers: two lambdas from scratch, then every lambda fine-tuned from the nearest of them.
     Students: every strategy at the same step budget, data and seed, distilled from the teacher
     of their lambda."""
     runs = []
-    for quality, source in ((4, None), (2, None), (3, 4), (1, 2)):
-        lmbda = str(QUALITY_LAMBDAS[quality])
-        if source is None:
-            args = ("train", "--model", TEACHER, "--lmbda", lmbda, "--steps", str(TEACHER_STEPS), "--lr", "1e-3",
-                    "--decay-at", "0.85")
-            steps = TEACHER_STEPS
-        else:
-            args = ("train", "--init", str(RUNS / teacher_name(source) / "model.safetensors"), "--lmbda", lmbda,
-                    "--steps", str(TEACHER_FINETUNE_STEPS), "--lr", "5e-4", "--decay-at", "0.8")
-            steps = TEACHER_FINETUNE_STEPS
-        runs.append(Run(teacher_name(quality), "teacher", quality, 0, teacher_name(source) if source else None, args,
-                        steps, PACKAGE_WEIGHTS / f"{TEACHER}-q{quality}.safetensors"))
+    for quality in SCRATCH_QUALITIES:
+        runs.append(Run(f"teacher-q{quality}", "teacher", quality, 0, None,
+                        ("train", "--model", TEACHER, "--lmbda", str(QUALITY_LAMBDAS[quality]), "--steps",
+                         str(TEACHER_STEPS), "--lr", "1e-3", "--decay-at", "0.85"), TEACHER_STEPS))
+    # Fine-tuning at lr 5e-4: the neighbour lambdas from the scratch models, and the scratch lambdas
+    # themselves, so that all four teachers end with the same 9000 steps.
+    for quality, source in ((3, 4), (1, 2), (4, 4), (2, 2)):
+        runs.append(Run(teacher_name(quality), "teacher", quality, 0, f"teacher-q{source}",
+                        ("train", "--init", str(RUNS / f"teacher-q{source}" / "model.safetensors"), "--lmbda",
+                         str(QUALITY_LAMBDAS[quality]), "--steps", str(TEACHER_FINETUNE_STEPS), "--lr", "5e-4",
+                         "--decay-at", "0.8"), TEACHER_FINETUNE_STEPS,
+                        PACKAGE_WEIGHTS / f"{TEACHER}-q{quality}.safetensors"))
     # The shipped default (quality 3) first, then the other lambdas of SMoDi and vanilla.
     jobs = [(s, q, 0) for q in (3, 4, 2, 1) for s in ("smodi", "vanilla")]
     jobs += [("vanilla", q, 1) for q in ABLATION_QUALITIES]
@@ -326,6 +328,9 @@ def cmd_report(args: argparse.Namespace) -> None:
             lines.append(f"| {m['name']} | " + " | ".join(f"{100 * m['features'][f]['top_group_share']:.1f}%"
                                                           for f in ("stage1", "stage2", "stage3", "latent")) + " |")
         lines += ["", "![sorted](../results/repro/energy-q3-sorted.png)", "![unsorted](../results/repro/energy-q3-unsorted.png)"]
+    shipped = sorted(PACKAGE_WEIGHTS.glob("*.safetensors"))
+    lines += ["", f"Shipped weights ({sum(p.stat().st_size for p in shipped) / 1e6:.1f} MB, float16): "
+                  + (", ".join(f"`{p.stem}`" for p in shipped) or "none") + "."]
     pending = [r.name for r in build_plan() if not is_done(r)]
     lines += ["", "† the two curves share less than half of the narrower PSNR range (BD numbers cover little)."]
     lines += ["", f"Runs still pending: {', '.join(pending) if pending else 'none'}."]

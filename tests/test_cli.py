@@ -102,7 +102,7 @@ def test_codec_errors_are_one_line_and_leave_no_output(tmp_path):
          "output folder"),
         (["decompress", str(truncated), "-o", str(tmp_path / "o2.png"), "--weights", weights], "checksum mismatch"),
         (["decompress", str(empty), "-o", str(tmp_path / "o3.png"), "--weights", weights], "file is empty"),
-        (["decompress", str(good), "-o", str(tmp_path / "o4.png")], "no bundled weights"),
+        (["decompress", str(good), "-o", str(tmp_path / "o4.png")], "no shipped weights match"),
         (["compress", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o5.kdic"), "--weights", weights], "no such file"),
     ]
     for args, message in cases:

@@ -72,7 +72,8 @@ def test_each_strategy_moves_only_the_intended_weights(teacher, strategy):
     for phase in phases:
         before = {k: v.clone() for k, v in module.state_dict().items()}
         Trainer(module, [replace(phase, steps=1)], CONFIG, None, sampler, quiet=True).run()
-        changed = {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
+        changed = {k for k, v in module.state_dict().items()
+                   if not torch.equal(v, before[k]) and k not in ("hosted_stages", "folded_inputs")}
         assert changed, f"{strategy}/{phase.name}: nothing trained"
         allowed = EXPECTED[phase.name]
         assert all(k.startswith(allowed) for k in changed), (strategy, phase.name, sorted(changed)[:5])
@@ -131,3 +132,37 @@ def test_kdic_distill_cli_and_ddp(tmp_path):
     student = kdic.load(run / "model.safetensors")
     assert student.config.name == "kdic-tiny" and student.lmbda == 0.013
     assert json.loads((run / "config.json").read_text())["phase_steps"] == [1, 1, 1, 1, 1, 1, 1, 1, 2]
+
+
+def test_assembly_folds_adapters_into_the_next_stage(teacher):
+    """After stages are trained inside the teacher, the assembled student computes what the chain
+    stage 1 -> A_out(1) -> A_in(2) -> stage 2 computed (exactly, away from the padded border).
+    (In the tiny pair only stage 1/2 differ in interface width: 16 vs 32 channels.)"""
+    from kdic.distill.hybrid import DistillationModule
+
+    torch.manual_seed(0)
+    module = DistillationModule(kdic.build_model("kdic-tiny"), teacher)
+    assert sorted(module.adapters) == ["stage1_out", "stage2_in"]
+    module.hosted_stages[1:7] = True
+    student = module.student
+    h1 = student.stage(1)(torch.rand(1, 3, 128, 128)).detach()
+    with torch.no_grad():
+        chained = student.stage(2).resample(module.adapters["stage2_in"](module.adapters["stage1_out"](h1)))
+        unfolded = student.stage(2).resample(h1)
+        module.assemble()
+        module.assemble()  # idempotent
+        folded = student.stage(2).resample(h1)
+    assert module.folded_inputs.tolist() == [False, False, True, False, False, False, False]
+    inner = (..., slice(1, -1), slice(1, -1))
+    assert torch.allclose(chained[inner], folded[inner], atol=1e-5)
+    assert not torch.allclose(chained[inner], unfolded[inner], atol=1e-2)
+
+
+def test_teacher_init_adapters_select_the_kept_channels(teacher):
+    """With --teacher-init the hybrid starts as the pruned teacher: adapters embed/select channels."""
+    module, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("smodi"), 90, 0.013,
+                                   teacher_init=True)
+    h = torch.randn(1, 16, 8, 8)
+    embedded = module.adapters["stage1_out"](h)
+    assert torch.equal(embedded[:, :16], h) and not embedded[:, 16:].any()
+    assert torch.equal(module.adapters["stage2_in"](embedded), h)

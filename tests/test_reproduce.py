@@ -24,8 +24,12 @@ def test_plan_is_a_fair_complete_study():
     names = {r.name for r in runs}
     assert len(names) == len(runs)
     assert all(r.after is None or r.after in names for r in runs)
-    teachers = [r for r in runs if r.kind == "teacher"]
-    assert sorted(r.quality for r in teachers) == [1, 2, 3, 4]
+    teachers = {repro.teacher_name(q): q for q in (1, 2, 3, 4)}
+    for name, quality in teachers.items():  # every final teacher: scratch steps + fine-tuning steps
+        run = next(r for r in runs if r.name == name)
+        source = next(r for r in runs if r.name == run.after)
+        assert source.after is None and run.quality == quality
+        assert run.steps + source.steps == repro.TEACHER_STEPS + repro.TEACHER_FINETUNE_STEPS
     students = [r for r in runs if r.kind != "teacher"]
     # every strategy at the same budget and seed 0 at >= 3 lambdas; vanilla and smodi at all 4
     assert {r.steps for r in students} == {repro.STUDENT_STEPS}

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..entropy import SCCTXLatentCodec
 from ..errors import ConfigError
+from ..layers.common import ResidualBlockUpsample, ResidualBlockWithStride, SubpelConv
 from ..models import LearnedImageCodec, SCCTXConfig
 from .strategy import ENTROPY_PARTS, STAGE_PARTS, PhaseSpec
 
@@ -52,6 +53,36 @@ def latent_interface(model: LearnedImageCodec) -> tuple:
     return (e.kind, model.config.transform.latent_channels, groups, e.hyper_channels)
 
 
+def input_convs(module: nn.Module) -> list[nn.Module]:
+    """The convolutions that read a resampler's input directly (all linear in it)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        return [module]
+    if isinstance(module, SubpelConv):
+        return [module[0]]
+    if isinstance(module, ResidualBlockWithStride):
+        return [module.conv1, module.skip]
+    if isinstance(module, ResidualBlockUpsample):
+        return [module.subpel_conv[0], module.upsample[0]]
+    raise ConfigError(f"cannot fold an adapter into a {type(module).__name__}")
+
+
+@torch.no_grad()
+def fold_input_map(layer: nn.Module, matrix: Tensor, offset: Tensor) -> None:
+    """Make ``layer(h)`` compute what ``layer(matrix @ h + offset)`` did (1x1 map on channels).
+
+    The offset becomes a bias; that is exact away from the zero-padded borders (and, for a
+    transposed convolution, exact on average over the stride phases).
+    """
+    if isinstance(layer, nn.ConvTranspose2d):  # weight (in, out, kh, kw)
+        bias = torch.einsum("iokl,i->o", layer.weight, offset) / (layer.stride[0] * layer.stride[1])
+        layer.weight.copy_(torch.einsum("iokl,ij->jokl", layer.weight, matrix))
+    else:  # weight (out, in, kh, kw)
+        bias = torch.einsum("oikl,i->o", layer.weight, offset)
+        layer.weight.copy_(torch.einsum("oikl,ij->ojkl", layer.weight, matrix))
+    layer.in_channels = matrix.shape[1]
+    layer.bias.add_(bias)
+
+
 def _same_shapes(a: nn.Module, b: nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)
@@ -64,6 +95,10 @@ class DistillationModule(nn.Module):
         super().__init__()
         self.student = student
         self.adapters = nn.ModuleDict()
+        # Which stages trained with adapters around them, and which stage inputs absorbed them; in the
+        # state so that a resumed run neither folds twice nor forgets to fold.
+        self.register_buffer("hosted_stages", torch.zeros(7, dtype=torch.bool))
+        self.register_buffer("folded_inputs", torch.zeros(7, dtype=torch.bool))
         object.__setattr__(self, "teacher", teacher)
         self.spec: PhaseSpec | None = None
         object.__setattr__(self, "_latent_view", None)
@@ -75,6 +110,16 @@ class DistillationModule(nn.Module):
                 self.adapters[f"stage{k}_in"] = nn.Conv2d(t_in, s_in, 1)
             if s_out != t_out:
                 self.adapters[f"stage{k}_out"] = nn.Conv2d(s_out, t_out, 1)
+
+    @torch.no_grad()
+    def slice_adapters(self) -> None:
+        """Adapters that embed/select the kept channels (identity on the first min(s, t)), so a student
+        initialised by pruning the teacher plugs into it as the pruned teacher stage would."""
+        for adapter in self.adapters.values():
+            adapter.weight.zero_()
+            adapter.bias.zero_()
+            kept = min(adapter.in_channels, adapter.out_channels)
+            adapter.weight[range(kept), range(kept), 0, 0] = 1.0
 
     # -- parts -------------------------------------------------------------------------------
     def part_paths(self, part: str) -> list[str]:
@@ -112,6 +157,11 @@ class DistillationModule(nn.Module):
                 raise ConfigError(f"phase {spec.name!r} needs a teacher")
         self.spec = spec
         object.__setattr__(self, "_latent_view", None)  # views hold teacher modules: keep them unregistered
+        stages = [int(p[-1]) for p in spec.train if p in STAGE_PARTS]
+        if spec.host == "teacher" or spec.loss == "feature":
+            self.hosted_stages[stages] = True
+        else:
+            self.assemble()
         if spec.host == "teacher" and spec.loss != "feature":
             teacher_codec = self.teacher.latent_codec
             view = copy.copy(teacher_codec)
@@ -128,6 +178,24 @@ class DistillationModule(nn.Module):
                 for name in entropy_part_modules(teacher_codec, part):
                     view._modules[name] = self.student.latent_codec.get_submodule(name)
             object.__setattr__(self, "_latent_view", view)
+
+    @torch.no_grad()
+    def assemble(self) -> None:
+        """Fold each adapter pair A_in(k+1) o A_out(k) between two stages trained with adapters into
+        stage k+1's input convolutions, so that the assembled student computes what the stages
+        learned to compute inside the teacher. Idempotent (``folded_inputs`` records it)."""
+        for k in (1, 2, 4, 5):  # 3 -> 4 crosses the quantized latent, which must match in width
+            out_name, in_name = f"stage{k}_out", f"stage{k + 1}_in"
+            if out_name not in self.adapters or not (self.hosted_stages[k] and self.hosted_stages[k + 1]):
+                continue
+            if self.folded_inputs[k + 1]:
+                continue
+            a_out, a_in = self.adapters[out_name], self.adapters[in_name]
+            matrix = a_in.weight[:, :, 0, 0] @ a_out.weight[:, :, 0, 0]
+            offset = a_in.weight[:, :, 0, 0] @ a_out.bias + a_in.bias
+            for layer in input_convs(self.student.stage(k + 1).resample):
+                fold_input_map(layer, matrix, offset)
+            self.folded_inputs[k + 1] = True
 
     def _student_stage(self, k: int) -> Callable[[Tensor], Tensor]:
         def run(h: Tensor) -> Tensor:

@@ -53,6 +53,7 @@ def build_distillation(teacher: LearnedImageCodec | None, student_config: ModelC
     if strategy.uses_teacher:
         if teacher_init:
             init_from_teacher(student, teacher)
+            module.slice_adapters()
         module.inherit(strategy.inherit)
     phases = []
     for spec, steps in zip(strategy.phases, strategy.steps(total_steps)):
@@ -83,6 +84,7 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
         student = module.student
         validate = (lambda: estimate_rd(student, validation, student.padding_multiple, ctx.device)) if validation else None
         summary = Trainer(module, phases, train_config, run_dir, sampler, ctx, validate, quiet).run(resume=resume)
+        module.assemble()  # a strategy that ends inside the teacher still exports a self-contained student
         summary["ranks_identical"] = parameters_identical_across_ranks(module, ctx)
         summary["strategy"] = strategy.name
         summary["phases"] = [{"name": p.name, "steps": p.steps} for p in phases]
