@@ -544,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job: code a sample with the shipped teacher and student, "
                                        "then a short SMoDi distillation")
     demo.add_argument("--quality", type=int, default=3, choices=[1, 2, 3, 4], help="rate point of the shipped weights")
-    demo.add_argument("--distill-steps", type=int, default=90, help="steps of the distillation demo")
+    demo.add_argument("--distill-steps", type=int, default=240, help="steps of the distillation demo")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
 

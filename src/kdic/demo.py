@@ -59,7 +59,7 @@ def distill_demo(quality: int, run_dir: Path, steps: int, quiet: bool) -> dict:
                    SAMPLES_DIR, teacher_init=True, quiet=quiet)
 
 
-def run_demo(quality: int = DEFAULT_QUALITY, distill_steps: int = 90, quiet: bool = False) -> None:
+def run_demo(quality: int = DEFAULT_QUALITY, distill_steps: int = 240, quiet: bool = False) -> None:
     """Print the codec table, then the distillation summary (the README's main job)."""
     with tempfile.TemporaryDirectory(prefix="kdic-demo-") as tmp:
         workdir = Path(tmp)
