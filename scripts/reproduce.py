@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -148,22 +149,14 @@ def finalize(run: Run) -> None:
 def launch(run: Run) -> subprocess.Popen:
     """Train/resume (unless already trained), then finalize, in one single-threaded child process."""
     RUNS.mkdir(parents=True, exist_ok=True)
-    steps = []
+    commands = []
     if not run.weights.is_file():
-        resume = (run.run_dir / "checkpoints" / "state.safetensors").is_file()
-        steps.append(run.command(resume))
-    script = " && ".join(" ".join(map(_quote, s)) for s in steps)
-    finish = " ".join(map(_quote, [sys.executable, str(Path(__file__).resolve()), "finalize", run.name]))
+        commands.append(run.command(resume=(run.run_dir / "checkpoints" / "state.safetensors").is_file()))
+    commands.append([sys.executable, str(Path(__file__).resolve()), "finalize", run.name])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     log = open(RUNS / f"{run.name}.out", "a")
-    return subprocess.Popen(f"{script + ' && ' if script else ''}{finish}", shell=True, cwd=ROOT, env=env,
+    return subprocess.Popen(" && ".join(shlex.join(c) for c in commands), shell=True, cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
-
-
-def _quote(part: str) -> str:
-    import shlex
-
-    return shlex.quote(part)
 
 
 def cmd_plan(_: argparse.Namespace) -> None:

@@ -79,7 +79,6 @@ def fold_input_map(layer: nn.Module, matrix: Tensor, offset: Tensor) -> None:
     else:  # weight (out, in, kh, kw)
         bias = torch.einsum("oikl,i->o", layer.weight, offset)
         layer.weight.copy_(torch.einsum("oikl,ij->ojkl", layer.weight, matrix))
-    layer.in_channels = matrix.shape[1]
     layer.bias.add_(bias)
 
 
