@@ -40,12 +40,16 @@ QUALITY_LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.013, 4: 0.025}
 TEACHER, STUDENT = "s2c-hybrid-tiny", "kdic-tiny"
 TEACHER_STEPS, TEACHER_FINETUNE_STEPS, STUDENT_STEPS = 6000, 3000, 4000
 STRATEGIES = ("vanilla", "e2e-feature", "two-stage", "stagewise-explicit", "smodi")
+CONTROLS = ("prune-finetune",)  # teacher weights as the start, no teacher target: separates init from distillation
+# Students that use a teacher start from its pruned weights (the paper's teacher-guided construction);
+# vanilla is the paper's "trained alone" baseline, from scratch.
+TEACHER_INIT = frozenset(STRATEGIES) - {"vanilla"}
 ALL_QUALITIES = (1, 2, 3, 4)
 SCRATCH_QUALITIES = (4, 2)  # teachers trained from scratch; the other two are fine-tuned from them
 ABLATION_QUALITIES = (2, 3, 4)  # the ablations and the second vanilla seed run at 3 lambdas
 # Measured seconds per step at batch 8 x 128^2, one thread, two runs side by side on 2 cores.
 SECONDS_PER_STEP = {"teacher": 0.80, "vanilla": 0.38, "smodi": 0.42, "e2e-feature": 0.62, "two-stage": 0.42,
-                    "stagewise-explicit": 0.40}
+                    "stagewise-explicit": 0.40, "prune-finetune": 0.38}
 EVAL_MINUTES = {"teacher": 3.0, "student": 2.0}
 COMMON = ["--data", str(TRAIN_DATA), "--val", str(KODAK), "--val-images", "6", "--val-every", "2000",
           "--checkpoint-every", "500",
@@ -95,33 +99,40 @@ def student_name(strategy: str, quality: int, seed: int) -> str:
 def build_plan() -> list[Run]:
     """Teachers: two lambdas from scratch, then every lambda fine-tuned from the nearest of them.
     Students: every strategy at the same step budget, data and seed, distilled from the teacher
-    of their lambda."""
-    runs = []
+    of their lambda. A run reads its predecessor's *kept* float16 weights (committed), so a later
+    session on a fresh machine can go on where the last one stopped."""
+    teachers = []
     for quality in SCRATCH_QUALITIES:
-        runs.append(Run(f"teacher-q{quality}", "teacher", quality, 0, None,
-                        ("train", "--model", TEACHER, "--lmbda", str(QUALITY_LAMBDAS[quality]), "--steps",
-                         str(TEACHER_STEPS), "--lr", "1e-3", "--decay-at", "0.85"), TEACHER_STEPS))
+        teachers.append(Run(f"teacher-q{quality}", "teacher", quality, 0, None,
+                            ("train", "--model", TEACHER, "--lmbda", str(QUALITY_LAMBDAS[quality]), "--steps",
+                             str(TEACHER_STEPS), "--lr", "1e-3", "--decay-at", "0.85"), TEACHER_STEPS,
+                            RESULTS / "weights" / f"teacher-q{quality}.safetensors"))
+    kept = {r.name: r.keep for r in teachers}
     # Fine-tuning at lr 5e-4: the neighbour lambdas from the scratch models, and the scratch lambdas
     # themselves, so that all four teachers end with the same 9000 steps.
     for quality, source in ((3, 4), (1, 2), (4, 4), (2, 2)):
-        runs.append(Run(teacher_name(quality), "teacher", quality, 0, f"teacher-q{source}",
-                        ("train", "--init", str(RUNS / f"teacher-q{source}" / "model.safetensors"), "--lmbda",
-                         str(QUALITY_LAMBDAS[quality]), "--steps", str(TEACHER_FINETUNE_STEPS), "--lr", "5e-4",
-                         "--decay-at", "0.8"), TEACHER_FINETUNE_STEPS,
-                        PACKAGE_WEIGHTS / f"{TEACHER}-q{quality}.safetensors"))
-    # The shipped default (quality 3) first, then the other lambdas of SMoDi and vanilla.
+        kept[teacher_name(quality)] = PACKAGE_WEIGHTS / f"{TEACHER}-q{quality}.safetensors"
+        teachers.append(Run(teacher_name(quality), "teacher", quality, 0, f"teacher-q{source}",
+                            ("train", "--init", str(kept[f"teacher-q{source}"]), "--lmbda",
+                             str(QUALITY_LAMBDAS[quality]), "--steps", str(TEACHER_FINETUNE_STEPS), "--lr", "5e-4",
+                             "--decay-at", "0.8"), TEACHER_FINETUNE_STEPS, kept[teacher_name(quality)]))
     jobs = [(s, q, 0) for q in (3, 4, 2, 1) for s in ("smodi", "vanilla")]
+    jobs += [(s, q, 0) for s in CONTROLS for q in ABLATION_QUALITIES]
     jobs += [("vanilla", q, 1) for q in ABLATION_QUALITIES]
     jobs += [(s, q, 0) for s in STRATEGIES if s not in ("vanilla", "smodi") for q in ABLATION_QUALITIES]
+    students = []
     for strategy, quality, seed in jobs:
         keep = {"smodi": PACKAGE_WEIGHTS / f"{STUDENT}-q{quality}.safetensors",
                 "vanilla": RESULTS / "weights" / f"{student_name(strategy, quality, seed)}.safetensors"}.get(strategy)
-        args = ("distill", "--teacher", str(RUNS / teacher_name(quality) / "model.safetensors"), "--student", STUDENT,
+        args = ("distill", "--teacher", str(kept[teacher_name(quality)]), "--student", STUDENT,
                 "--strategy", strategy, "--lmbda", str(QUALITY_LAMBDAS[quality]), "--steps", str(STUDENT_STEPS),
-                "--lr", "1e-3", "--decay-at", "0.85", "--seed", str(seed))
-        runs.append(Run(student_name(strategy, quality, seed), strategy, quality, seed, teacher_name(quality), args,
-                        STUDENT_STEPS, keep if seed == 0 else None))
-    return runs
+                "--lr", "1e-3", "--decay-at", "0.85", "--seed", str(seed),
+                *(["--teacher-init"] if strategy in TEACHER_INIT else []))
+        students.append(Run(student_name(strategy, quality, seed), strategy, quality, seed, teacher_name(quality),
+                            args, STUDENT_STEPS, keep if seed == 0 else None))
+    # Scheduling order: the quality-3 students (the shipped default) before the last teacher fine-tunes.
+    first = [r for r in students if r.quality == 3 and r.seed == 0 and r.kind in ("smodi", "vanilla", *CONTROLS)]
+    return [*teachers[:4], *first, *teachers[4:], *[r for r in students if r not in first]]
 
 
 def is_done(run: Run) -> bool:
@@ -155,8 +166,23 @@ def launch(run: Run) -> subprocess.Popen:
     commands.append([sys.executable, str(Path(__file__).resolve()), "finalize", run.name])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     log = open(RUNS / f"{run.name}.out", "a")
-    return subprocess.Popen(" && ".join(shlex.join(c) for c in commands), shell=True, cwd=ROOT, env=env,
+    proc = subprocess.Popen(" && ".join(shlex.join(c) for c in commands), shell=True, cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
+    _lock(run).write_text(str(proc.pid))
+    return proc
+
+
+def _lock(run: Run) -> Path:
+    return RUNS / f"{run.name}.pid"
+
+
+def is_running(run: Run) -> bool:
+    """Whether some ``run`` invocation (this one or another) has this run going right now."""
+    try:
+        os.kill(int(_lock(run).read_text()), 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return False
+    return True
 
 
 def cmd_plan(_: argparse.Namespace) -> None:
@@ -172,10 +198,12 @@ def cmd_plan(_: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    """Keep ``--jobs`` runs going; start a run only if its estimate fits in the minutes left."""
+    """Keep ``--jobs`` runs going (counting those another ``run`` started); start a run only if its
+    estimate fits in the minutes left."""
     deadline = time.time() + args.minutes * 60
-    runs = [r for r in build_plan() if not args.only or r.name in args.only]
-    by_name = {r.name: r for r in build_plan()}
+    plan = build_plan()
+    runs = [r for r in plan if not args.only or r.name in args.only]
+    by_name = {r.name: r for r in plan}
     running: dict[str, subprocess.Popen] = {}
     failed: set[str] = set()
     while True:
@@ -186,11 +214,12 @@ def cmd_run(args: argparse.Namespace) -> None:
                 if proc.returncode:
                     failed.add(name)
                 print(f"{time.strftime('%H:%M:%S')} {name}: {status}", flush=True)
+        elsewhere = sum(1 for r in plan if r.name not in running and is_running(r))
         ready = [r for r in runs if not is_done(r) and r.name not in running and r.name not in failed
-                 and (r.after is None or is_done(by_name[r.after]))]
+                 and not is_running(r) and (r.after is None or is_done(by_name[r.after]))]
         minutes_left = (deadline - time.time()) / 60
         fitting = [r for r in ready if r.minutes * (1 - _progress(r)) <= minutes_left]
-        while fitting and len(running) < args.jobs:
+        while fitting and len(running) + elsewhere < args.jobs:
             run = fitting.pop(0)
             print(f"{time.strftime('%H:%M:%S')} {run.name}: starting (~{run.minutes * (1 - _progress(run)):.0f} min)",
                   flush=True)

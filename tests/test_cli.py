@@ -25,7 +25,9 @@ def test_models_table_through_the_entry_point():
 def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path):
     bad = tmp_path / "x.safetensors"
     bad.write_bytes(b"not weights")
-    for args in (["info", str(bad)], ["models", "no-such-model", "--quiet"]):
+    for args in (["info", str(bad)], ["models", "no-such-model", "--quiet"],
+                 ["distill", "--teacher", str(bad), "--strategy", "vanilla", "--teacher-init", "--data", str(tmp_path),
+                  "--run-dir", str(tmp_path / "run")]):
         result = subprocess.run([sys.executable, "-m", "kdic", *args], capture_output=True, text=True)
         assert result.returncode == 2
         assert result.stderr.startswith("kdic: error: ") and result.stderr.count("\n") == 1

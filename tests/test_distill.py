@@ -63,6 +63,19 @@ def test_teacher_init_copies_kept_blocks_and_leading_channels(teacher):
     assert torch.equal(student.g_a.stages[0].resample.weight, teacher.g_a.stages[0].resample.weight[:16])
 
 
+def test_prune_finetune_always_starts_from_the_teacher(teacher):
+    """The control strategy asks for teacher initialisation itself; vanilla never gets it."""
+    pruned, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("prune-finetune"), 4, 0.013)
+    t_w = teacher.g_a.stages[1].blocks[1].ffn.project_in.weight
+    s_w = pruned.student.g_a.stages[1].blocks[1].ffn.project_in.weight
+    assert torch.equal(s_w, t_w[: s_w.shape[0], : s_w.shape[1]])
+    scratch, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("vanilla"), 4, 0.013, teacher_init=True)
+    assert not torch.equal(scratch.student.g_a.stages[1].blocks[1].ffn.project_in.weight, t_w[: s_w.shape[0], : s_w.shape[1]])
+    with pytest.raises(ConfigError, match="teacher_init needs uses_teacher"):
+        strategy_from_dict({"name": "x", "uses_teacher": False, "teacher_init": True,
+                            "phases": [{"name": "a", "fraction": 1.0, "train": ["all"]}]})
+
+
 @pytest.mark.parametrize("strategy", sorted(set(available_strategies())))
 def test_each_strategy_moves_only_the_intended_weights(teacher, strategy):
     teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}

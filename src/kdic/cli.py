@@ -238,6 +238,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     strategy = load_strategy(args.strategy)
     if args.final_fraction is not None:
         strategy = strategy.with_final_fraction(args.final_fraction)
+    if args.teacher_init and not strategy.uses_teacher:
+        raise KdicError(f"--teacher-init: strategy {strategy.name!r} trains without a teacher (try prune-finetune)")
     teacher_meta = read_metadata(args.teacher)
     teacher_config = config_from_dict(teacher_meta["config"])
     lmbda = args.lmbda if args.lmbda is not None else teacher_meta.get("lmbda")

@@ -51,7 +51,7 @@ def build_distillation(teacher: LearnedImageCodec | None, student_config: ModelC
     student = LearnedImageCodec(student_config)
     module = DistillationModule(student, teacher if strategy.uses_teacher else None)
     if strategy.uses_teacher:
-        if teacher_init:
+        if teacher_init or strategy.teacher_init:
             init_from_teacher(student, teacher)
             module.slice_adapters()
         module.inherit(strategy.inherit)
@@ -75,7 +75,8 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
                                             train_config.lmbda, train_config.seed, teacher_init)
         module.to(ctx.device)
         description = {"command": "distill", "teacher": str(teacher_path), "student": to_dict(student_config),
-                       "strategy": asdict(strategy), "train": asdict(train_config), "teacher_init": teacher_init,
+                       "strategy": asdict(strategy), "train": asdict(train_config),
+                       "teacher_init": teacher_init or strategy.teacher_init,
                        "phase_steps": [p.steps for p in phases], "data": str(data_dir), "world_size": ctx.world_size}
         prepare_run_dir(run_dir, description, resume, ctx)
         sampler = CropSampler(data_dir, train_config.crop, train_config.seed, ctx.rank)

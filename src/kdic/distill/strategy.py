@@ -68,6 +68,7 @@ class Strategy:
     description: str = ""
     uses_teacher: bool = True
     inherit: tuple[str, ...] = field(default_factory=tuple)
+    teacher_init: bool = False  # the student always starts from the teacher's weights (pruning)
 
     def __post_init__(self) -> None:
         total = sum(p.fraction for p in self.phases)
@@ -76,6 +77,8 @@ class Strategy:
         for part in self.inherit:
             if part not in ENTROPY_PARTS:
                 raise ConfigError(f"strategy {self.name!r}: only entropy parts can be inherited, got {part!r}")
+        if self.teacher_init and not self.uses_teacher:
+            raise ConfigError(f"strategy {self.name!r}: teacher_init needs uses_teacher")
         if not self.uses_teacher and any(p.host == "teacher" or p.loss != "rd" for p in self.phases):
             raise ConfigError(f"strategy {self.name!r}: without a teacher, phases must be student-hosted with RD loss")
 
@@ -106,7 +109,7 @@ def _tuple(value, where: str) -> tuple[str, ...]:
 
 
 def strategy_from_dict(data: dict) -> Strategy:
-    known = {"name", "description", "phases", "uses_teacher", "inherit"}
+    known = {"name", "description", "phases", "uses_teacher", "inherit", "teacher_init"}
     if not isinstance(data, dict) or set(data) - known:
         raise ConfigError(f"strategy: unknown field(s) {sorted(set(data) - known) if isinstance(data, dict) else data}")
     phase_fields = set(PhaseSpec.__dataclass_fields__)
@@ -119,7 +122,8 @@ def strategy_from_dict(data: dict) -> Strategy:
         except TypeError as exc:
             raise ConfigError(f"strategy phase {i}: {exc}") from None
     return Strategy(str(data.get("name", "")), tuple(phases), str(data.get("description", "")),
-                    bool(data.get("uses_teacher", True)), _tuple(data.get("inherit", []), "inherit"))
+                    bool(data.get("uses_teacher", True)), _tuple(data.get("inherit", []), "inherit"),
+                    bool(data.get("teacher_init", False)))
 
 
 def available_strategies() -> list[str]:
