@@ -249,7 +249,7 @@ def cmd_finalize(args: argparse.Namespace) -> None:
 
 # -- report ------------------------------------------------------------------------------------
 CURVES = {"teacher": ("teacher", 0), "vanilla": ("vanilla", 0), "vanilla-seed1": ("vanilla", 1),
-          **{s: (s, 0) for s in STRATEGIES if s != "vanilla"}}
+          **{s: (s, 0) for s in (*STRATEGIES, *CONTROLS) if s != "vanilla"}}
 
 
 def curve_points(kind: str, seed: int, qualities: tuple[int, ...]) -> list[Path]:
@@ -318,7 +318,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     lines += ["", "### Distillation strategies (BD-rate %, PSNR, pchip; lambdas "
               f"{', '.join(str(QUALITY_LAMBDAS[q]) for q in ABLATION_QUALITIES)})", "",
               "| strategy | vs vanilla (seed 0) | vs teacher |", "|---|---|---|"]
-    for name in ["vanilla-seed1", *[s for s in STRATEGIES if s != "vanilla"]]:
+    for name in ["vanilla-seed1", *[s for s in (*STRATEGIES, *CONTROLS) if s != "vanilla"]]:
         if f"{name}-3" in curves:
             path = curves[f"{name}-3"]
             vanilla, teacher = curves.get("vanilla-3"), curves.get("teacher-3")
@@ -329,7 +329,8 @@ def cmd_report(args: argparse.Namespace) -> None:
                       f"SMoDi vs teacher {_bd(curves['smodi'], curves['teacher']) if 'teacher' in curves else 'pending'} %, "
                       f"vanilla vs teacher {_bd(curves['vanilla'], curves['teacher']) if 'teacher' in curves else 'pending'} %."]
     if bench_json.is_file():
-        lines += ["", "### Complexity and speed (`kdic bench`)", "", (RESULTS / "bench.md").read_text().strip()]
+        lines += ["", *_table2(json.loads(bench_json.read_text()), curves, baselines)]
+        lines += ["", "### Complexity and speed, in full (`kdic bench`)", "", (RESULTS / "bench.md").read_text().strip()]
     plot_inputs = [str(p) for n, p in curves.items() if not n.endswith("-3")] + [str(p) for p in baselines.values()] + [VTM]
     if curves:
         subprocess.run([*KDIC, "plot", *plot_inputs, "-o", str(RESULTS / "rd-kodak"), "--title",
@@ -360,6 +361,26 @@ def cmd_report(args: argparse.Namespace) -> None:
     lines += ["", f"Runs still pending: {', '.join(pending) if pending else 'none'}."]
     _replace_section("\n".join(lines))
     print("\n".join(lines))
+
+
+def _table2(bench: dict, curves: dict[str, Path], baselines: dict[str, Path]) -> list[str]:
+    """Table-2 style: each model's size, cost and speed beside its BD-rates (all four lambdas)."""
+    rows = {r["name"]: r for r in bench["models"]}
+    header = ("| model | params M | MACs T @2048x1024 | CPU decode s | train samples/s | BD vs VTM (%) | "
+              + " | ".join(f"vs {b} (%)" for b in baselines) + " |")
+    lines = ["### Table 2 style: complexity and BD-rate (Kodak, all four lambdas)", "",
+             f"Decode latency at {bench['settings']['resolution']}, {bench['machine']['threads']} threads; training "
+             f"throughput at batch {bench['settings']['train_batch']} x {bench['settings']['train_size']}^2.", "",
+             header, "|" + "---|" * (6 + len(baselines))]
+    for label, curve, preset in (("teacher", "teacher", TEACHER), ("SMoDi student", "smodi", STUDENT),
+                                 ("vanilla student", "vanilla", STUDENT)):
+        r = rows[preset]
+        cells = [label, f"{r['params_paper'] / 1e6:.2f}", f"{r['macs_paper_2k'] / 1e12:.3f}",
+                 f"{r['decode']['total']:.3f}", f"{r.get('train_samples_per_s', float('nan')):.1f}"]
+        path = curves.get(curve)
+        cells += [_bd(path, anchor) if path else "pending" for anchor in (VTM, *baselines.values())]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _replace_section(text: str) -> None:
