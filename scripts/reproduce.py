@@ -277,17 +277,18 @@ def write_curves() -> dict[str, Path]:
     return written
 
 
-def _bd(test: Path | str, anchor: Path | str) -> str:
-    """BD-rate (%) as table text; a dagger marks curves that overlap on little of their PSNR range."""
+def _bd(test: Path | str, anchor: Path | str, psnr: bool = False) -> str:
+    """BD-rate (%) or, with ``psnr``, BD-PSNR (dB) as table text; a dagger marks curves that share
+    little of the axis integrated over (PSNR for BD-rate, bpp for BD-PSNR)."""
     import warnings
 
     from kdic.errors import KdicError
-    from kdic.eval.bdrate import bd_rate, load_curve
+    from kdic.eval.bdrate import bd_quality, bd_rate, load_curve
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            value = f"{bd_rate(load_curve(str(test)), load_curve(str(anchor))):+.2f}"
+            value = f"{(bd_quality if psnr else bd_rate)(load_curve(str(test)), load_curve(str(anchor))):+.2f}"
         except (KdicError, ValueError):  # curves that do not overlap at all are reported, not fatal
             return "no overlap"
     return value + (" †" if caught else "")
@@ -317,17 +318,22 @@ def cmd_report(args: argparse.Namespace) -> None:
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "### Distillation strategies (BD-rate %, PSNR, pchip; lambdas "
               f"{', '.join(str(QUALITY_LAMBDAS[q]) for q in ABLATION_QUALITIES)})", "",
-              "| strategy | vs vanilla (seed 0) | vs teacher |", "|---|---|---|"]
+              "Each cell: BD-rate (%) / BD-PSNR (dB). BD-rate needs shared PSNR, BD-PSNR shared bpp.", "",
+              "| curve | vs vanilla (seed 0) | vs prune-finetune | vs teacher |", "|---|---|---|---|"]
+
+    def both(test: Path, anchor: Path | None) -> str:
+        return f"{_bd(test, anchor)} / {_bd(test, anchor, psnr=True)}" if anchor else "pending"
+
     for name in ["vanilla-seed1", *[s for s in (*STRATEGIES, *CONTROLS) if s != "vanilla"]]:
         if f"{name}-3" in curves:
             path = curves[f"{name}-3"]
-            vanilla, teacher = curves.get("vanilla-3"), curves.get("teacher-3")
-            lines.append(f"| {name} | {_bd(path, vanilla) if vanilla else 'pending'} | "
-                         f"{_bd(path, teacher) if teacher else 'pending'} |")
-    if "smodi" in curves and "vanilla" in curves:
-        lines += ["", f"All four lambdas: SMoDi vs vanilla {_bd(curves['smodi'], curves['vanilla'])} %, "
-                      f"SMoDi vs teacher {_bd(curves['smodi'], curves['teacher']) if 'teacher' in curves else 'pending'} %, "
-                      f"vanilla vs teacher {_bd(curves['vanilla'], curves['teacher']) if 'teacher' in curves else 'pending'} %."]
+            anchors = [curves.get(f"{a}-3") for a in ("vanilla", *CONTROLS, "teacher")]
+            lines.append(f"| {name} | " + " | ".join(both(path, a) for a in anchors) + " |")
+    if "smodi" in curves:
+        lines += ["", "All four lambdas: " + ", ".join(
+            f"{test} vs {anchor} {both(curves[test], curves.get(anchor))}"
+            for test, anchor in (("smodi", "vanilla"), ("smodi", "teacher"), ("vanilla", "teacher"))
+            if test in curves) + "."]
     if bench_json.is_file():
         lines += ["", *_table2(json.loads(bench_json.read_text()), curves, baselines)]
         lines += ["", "### Complexity and speed, in full (`kdic bench`)", "", (RESULTS / "bench.md").read_text().strip()]

@@ -13,6 +13,7 @@ import torch
 
 import kdic
 from kdic.codec import read_image
+from kdic.errors import KdicError
 from kdic.data import sample_image_path
 from kdic.eval.baselines import available_codecs, evaluate_codec
 from kdic.eval.bdrate import Curve, bd_quality, bd_rate, load_curve
@@ -73,6 +74,17 @@ def test_barely_overlapping_curves_warn():
     far = Curve("far", (0.05, 0.1, 0.2), (25.0, 26.5, 28.0))
     with pytest.warns(UserWarning, match="overlap on only"):
         bd_rate(far, CURVE)
+
+
+def test_bd_quality_needs_shared_rates_not_shared_quality():
+    """A much worse codec at the same rates: no BD-rate (no shared PSNR), but a BD-PSNR."""
+    worse = Curve("13 dB worse", CURVE.bpp, tuple(q - 13.0 for q in CURVE.quality))
+    with pytest.raises(KdicError, match="do not overlap in psnr"):
+        bd_rate(worse, CURVE)
+    assert bd_quality(worse, CURVE) == pytest.approx(-13.0, abs=1e-6)
+    elsewhere = Curve("other rates", tuple(b * 100 for b in CURVE.bpp), CURVE.quality)
+    with pytest.raises(KdicError, match="do not overlap in bpp"):
+        bd_quality(elsewhere, CURVE)
 
 
 def test_published_anchors_reproduce_the_readme_cross_checks():

@@ -65,27 +65,30 @@ def load_curve(spec: str | Path, metric: str = "psnr-rgb") -> Curve:
     return _pick(data, metric, str(spec))
 
 
-def overlap(a: Curve, b: Curve) -> float:
-    """Shared quality interval as a fraction of the narrower curve's interval."""
-    low, high = max(min(a.quality), min(b.quality)), min(max(a.quality), max(b.quality))
-    narrow = min(max(a.quality) - min(a.quality), max(b.quality) - min(b.quality))
+def overlap(a: Curve, b: Curve, axis: str = "quality") -> float:
+    """Shared interval on ``axis`` ("quality" or "bpp") as a fraction of the narrower curve's interval."""
+    va, vb = getattr(a, axis), getattr(b, axis)
+    low, high = max(min(va), min(vb)), min(max(va), max(vb))
+    narrow = min(max(va) - min(va), max(vb) - min(vb))
     return max(0.0, high - low) / narrow if narrow > 0 else 0.0
 
 
-def _check(test: Curve, anchor: Curve) -> None:
+def _check(test: Curve, anchor: Curve, axis: str) -> None:
+    """BD-rate integrates over quality, BD-quality over rate: the curves must share that axis."""
     if test.metric != anchor.metric:
         raise KdicError(f"curves measure different qualities: {test.metric} vs {anchor.metric}")
-    shared = overlap(test, anchor)
+    shared = overlap(test, anchor, axis)
+    what = test.metric if axis == "quality" else "bpp"
     if shared == 0:
-        raise KdicError(f"curves {test.name!r} and {anchor.name!r} do not overlap in {test.metric}")
+        raise KdicError(f"curves {test.name!r} and {anchor.name!r} do not overlap in {what}")
     if shared < LOW_OVERLAP:
         warnings.warn(f"curves {test.name!r} and {anchor.name!r} overlap on only {100 * shared:.0f}% of the "
-                      f"narrower {test.metric} range; the BD numbers extrapolate little but cover little", stacklevel=3)
+                      f"narrower {what} range; the BD numbers extrapolate little but cover little", stacklevel=3)
 
 
 def bd_rate(test: Curve, anchor: Curve, method: str = "pchip") -> float:
     """Average bitrate difference (%) of ``test`` against ``anchor`` at equal quality (negative = saving)."""
-    _check(test, anchor)
+    _check(test, anchor, "quality")
     return float(bjontegaard.bd_rate(np.array(anchor.bpp), np.array(anchor.quality), np.array(test.bpp),
                                      np.array(test.quality), method=method, require_matching_points=False,
                                      min_overlap=0.0))
@@ -93,7 +96,7 @@ def bd_rate(test: Curve, anchor: Curve, method: str = "pchip") -> float:
 
 def bd_quality(test: Curve, anchor: Curve, method: str = "pchip") -> float:
     """Average quality difference (dB for PSNR) of ``test`` against ``anchor`` at equal rate."""
-    _check(test, anchor)
+    _check(test, anchor, "bpp")
     return float(bjontegaard.bd_psnr(np.array(anchor.bpp), np.array(anchor.quality), np.array(test.bpp),
                                      np.array(test.quality), method=method, require_matching_points=False,
                                      min_overlap=0.0))
