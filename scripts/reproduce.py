@@ -347,7 +347,7 @@ def cmd_report(args: argparse.Namespace) -> None:
               "smodi": PACKAGE_WEIGHTS / f"{STUDENT}-q3.safetensors"}
     runs_done = all((RESULTS / "points" / f"{n}.json").is_file()
                     for n in (teacher_name(3), student_name("vanilla", 3, 0), student_name("smodi", 3, 0)))
-    if runs_done and all(w.is_file() for w in energy.values()):  # the package file is interim until SMoDi lands
+    if runs_done and all(w.is_file() for w in energy.values()):  # the package student is SMoDi's only once its run is done
         subprocess.run([*KDIC, "energy", "--weights", *map(str, energy.values()), "--names", *energy,
                         "--data", str(KODAK), "-o", str(RESULTS / "energy-q3.json"), "--plot",
                         str(RESULTS / "energy-q3"), "--quiet"], check=True)
@@ -363,7 +363,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     lines += ["", f"Shipped weights ({sum(p.stat().st_size for p in shipped) / 1e6:.1f} MB, float16): "
                   + (", ".join(f"`{p.stem}`" for p in shipped) or "none") + "."]
     pending = [r.name for r in build_plan() if not is_done(r)]
-    lines += ["", "† the two curves share less than half of the narrower PSNR range (BD numbers cover little)."]
+    lines += ["", "† the two curves share less than half of the narrower range integrated over (PSNR for BD-rate, bpp for "
+                  "BD-PSNR): the BD numbers cover little."]
     lines += ["", f"Runs still pending: {', '.join(pending) if pending else 'none'}."]
     _replace_section("\n".join(lines))
     print("\n".join(lines))

@@ -459,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compress = sub.add_parser("compress", help="images (PNG, JPEG, ...) to .kdic bitstreams")
     add_codec_args(compress, "compress")
-    compress.add_argument("--model", help="shipped weights to use: 'student' (default, the distilled "
+    compress.add_argument("--model", help="shipped weights to use: 'student' (default, the SMoDi-distilled "
                                            "kdic-tiny), 'teacher' (s2c-hybrid-tiny), or a preset name")
     compress.add_argument("--quality", type=int, choices=[1, 2, 3, 4],
                           help="rate point of the shipped weights: lambda 0.0035, 0.0067, 0.013 (default), 0.025")

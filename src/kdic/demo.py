@@ -1,6 +1,6 @@
 """``kdic demo``: the main job on the bundled default, with nothing downloaded.
 
-It codes the bundled Kodak sample with the shipped teacher and student (real files, decoded
+It codes the bundled Kodak sample with the shipped teacher and SMoDi student (real files, decoded
 back and checked against the encoder's reconstruction), then runs a short SMoDi distillation from
 the shipped teacher so users see every phase of the engine run on their machine.
 """

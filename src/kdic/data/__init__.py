@@ -1,7 +1,7 @@
 """Bundled data: a Kodak sample image for demos and tests, and the shipped default codec weights.
 
 Shipped weights are named ``<preset>-q<quality>.safetensors``; quality 1..4 maps to the paper's
-lambdas below, and the two roles name the CPU-scale teacher and its distilled student
+lambdas below, and the two roles name the CPU-scale teacher and its SMoDi-distilled student
 (docs/reproduction.md says which training run each file comes from).
 """
 

@@ -75,8 +75,7 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
                                             train_config.lmbda, train_config.seed, teacher_init)
         module.to(ctx.device)
         description = {"command": "distill", "teacher": str(teacher_path), "student": to_dict(student_config),
-                       "strategy": asdict(strategy), "train": asdict(train_config),
-                       "teacher_init": teacher_init or strategy.teacher_init,
+                       "strategy": asdict(strategy), "train": asdict(train_config), "teacher_init": teacher_init,  # the strategy may ask for it too (asdict)
                        "phase_steps": [p.steps for p in phases], "data": str(data_dir), "world_size": ctx.world_size}
         prepare_run_dir(run_dir, description, resume, ctx)
         sampler = CropSampler(data_dir, train_config.crop, train_config.seed, ctx.rank)
