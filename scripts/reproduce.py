@@ -119,7 +119,8 @@ def build_plan() -> list[Run]:
     jobs = [(s, q, 0) for q in (3, 4, 2, 1) for s in ("smodi", "vanilla")]
     jobs += [(s, q, 0) for s in CONTROLS for q in ABLATION_QUALITIES]
     jobs += [("vanilla", q, 1) for q in ABLATION_QUALITIES]
-    jobs += [(s, q, 0) for s in STRATEGIES if s not in ("vanilla", "smodi") for q in ABLATION_QUALITIES]
+    # Quality-major, the default lambda first: a plan cut short still compares all five strategies there.
+    jobs += [(s, q, 0) for q in (3, 2, 4) for s in STRATEGIES if s not in ("vanilla", "smodi")]
     students = []
     for strategy, quality, seed in jobs:
         keep = {"smodi": PACKAGE_WEIGHTS / f"{STUDENT}-q{quality}.safetensors",
@@ -224,7 +225,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             print(f"{time.strftime('%H:%M:%S')} {run.name}: starting (~{run.minutes * (1 - _progress(run)):.0f} min)",
                   flush=True)
             running[run.name] = launch(run)
-        if not running:
+        if not running and not elsewhere:  # runs another invocation started may free a slot: wait for them
             pending = [r.name for r in runs if not is_done(r)]
             print(f"nothing more fits or is ready; pending: {', '.join(pending) or 'none'}", flush=True)
             return
