@@ -360,6 +360,7 @@ def cmd_report(args: argparse.Namespace) -> None:
             lines.append(f"| {m['name']} | " + " | ".join(f"{100 * m['features'][f]['top_group_share']:.1f}%"
                                                           for f in ("stage1", "stage2", "stage3", "latent")) + " |")
         lines += ["", "![sorted](../results/repro/energy-q3-sorted.png)", "![unsorted](../results/repro/energy-q3-unsorted.png)"]
+    lines += ["", *_training_section(3)]
     shipped = sorted(PACKAGE_WEIGHTS.glob("*.safetensors"))
     lines += ["", f"Shipped weights ({sum(p.stat().st_size for p in shipped) / 1e6:.1f} MB, float16): "
                   + (", ".join(f"`{p.stem}`" for p in shipped) or "none") + "."]
@@ -369,6 +370,54 @@ def cmd_report(args: argparse.Namespace) -> None:
     lines += ["", f"Runs still pending: {', '.join(pending) if pending else 'none'}."]
     _replace_section("\n".join(lines))
     print("\n".join(lines))
+
+
+WHOLE_STUDENT_PHASES = ("train", "finetune", "e2e")  # phases whose logged RD loss is the whole student's
+TRAINING_WINDOWS = ((1000, 1250), (2000, 2250), (3600, 4001))  # global steps; every strategy trains the whole student there
+
+
+def _training_section(quality: int) -> list[str]:
+    """RD loss of the whole student on training crops at equal global steps (logs of the runs at
+    ``quality``): shows what the strategies' teacher phases cost or buy in steps, with a plot."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {}
+    for strategy in (*STRATEGIES, *CONTROLS):
+        log = RESULTS / "logs" / f"{student_name(strategy, quality, 0)}.csv"
+        if log.is_file():
+            rows = [r for r in csv.DictReader(log.open()) if r["kind"] == "train" and r["phase"] in WHOLE_STUDENT_PHASES]
+            curves[strategy] = [(int(r["global_step"]), float(r["rd"]), float(r["psnr"])) for r in rows]
+    if not curves:
+        return []
+    lines = [f"### Training curves, lambda {QUALITY_LAMBDAS[quality]} (whole student, training crops)", "",
+             "Mean RD loss / PSNR (dB) over the logged steps of each window; `-` where the strategy still trains "
+             "single stages inside the teacher.", "",
+             "| strategy | first logged step: RD loss | " + " | ".join(f"steps {a}-{min(b, STUDENT_STEPS + 1) - 1}" for a, b in TRAINING_WINDOWS) + " |",
+             "|---|---|" + "---|" * len(TRAINING_WINDOWS)]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for strategy, rows in curves.items():
+        cells = [f"{rows[0][0]}: {rows[0][1]:.1f}"]
+        for start, stop in TRAINING_WINDOWS:
+            window = [r for r in rows if start <= r[0] < stop]
+            cells.append(f"{sum(r[1] for r in window) / len(window):.2f} / {sum(r[2] for r in window) / len(window):.2f}"
+                         if window else "-")
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+        smooth = [sum(r[1] for r in rows[max(0, i - 9):i + 1]) / len(rows[max(0, i - 9):i + 1]) for i in range(len(rows))]
+        axis.plot([r[0] for r in rows], smooth, label=strategy, linewidth=1)
+    axis.set(xlabel="global step", ylabel="RD loss (10-point running mean)", yscale="log",
+             title=f"Whole-student RD loss on training crops, lambda {QUALITY_LAMBDAS[quality]}")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    plot = RESULTS / f"training-q{quality}.png"
+    figure.savefig(plot, dpi=110)
+    plt.close(figure)
+    return [*lines, "", f"![training](../{plot.as_posix()})"]
 
 
 def _table2(bench: dict, curves: dict[str, Path], baselines: dict[str, Path]) -> list[str]:
