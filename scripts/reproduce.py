@@ -189,13 +189,26 @@ def is_running(run: Run) -> bool:
 def cmd_plan(_: argparse.Namespace) -> None:
     runs = build_plan()
     total = 0.0
-    print(f"| run | after | steps | CPU-min (1 thread) | done |\n|---|---|---|---|---|")
+    print(f"| run | after | steps | CPU-min (1 thread) | done | measured training min |\n|---|---|---|---|---|---|")
     for run in runs:
         total += run.minutes
-        print(f"| {run.name} | {run.after or '-'} | {run.steps} | {run.minutes:.0f} | {'yes' if is_done(run) else ''} |")
+        measured = _measured_minutes(run)
+        print(f"| {run.name} | {run.after or '-'} | {run.steps} | {run.minutes:.0f} | {'yes' if is_done(run) else ''} | "
+              f"{f'{measured:.0f}' if measured else ''} |")
     left = sum(r.minutes for r in runs if not is_done(r))
     print(f"\n{len(runs)} runs, {total / 60:.1f} CPU-hours in all ({total / 120:.1f} h on 2 cores, two runs at a time); "
           f"{left / 60:.1f} CPU-hours left.")
+
+
+def _measured_minutes(run: Run) -> float | None:
+    """Training minutes of a finished run from its kept log: mean logged seconds per step x steps."""
+    log = RESULTS / "logs" / f"{run.name}.csv"
+    if not log.is_file():
+        return None
+    import csv
+
+    seconds = [float(r["seconds"]) for r in csv.DictReader(log.open()) if r["kind"] == "train" and r["seconds"]]
+    return sum(seconds) / len(seconds) * run.steps / 60 if seconds else None
 
 
 def cmd_run(args: argparse.Namespace) -> None:
