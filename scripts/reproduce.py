@@ -282,7 +282,7 @@ def write_curves() -> dict[str, Path]:
     for curve, (kind, seed) in CURVES.items():
         for suffix, qualities in (("", ALL_QUALITIES), ("-3", ABLATION_QUALITIES)):
             points = curve_points(kind, seed, qualities)
-            if len(points) < 2:
+            if len(points) < (2 if suffix == "" else len(qualities)):  # like-for-like curves need every lambda
                 continue
             merged = merge_curves([json.loads(p.read_text()) for p in points], f"{curve}{suffix}")
             path = out / f"{curve}{suffix}.json"
@@ -343,6 +343,7 @@ def cmd_report(args: argparse.Namespace) -> None:
             path = curves[f"{name}-3"]
             anchors = [curves.get(f"{a}-3") for a in ("vanilla", *CONTROLS, "teacher")]
             lines.append(f"| {name} | " + " | ".join(both(path, a) for a in anchors) + " |")
+    lines += ["", *_points_table(3)]
     if "smodi" in curves:
         lines += ["", "All four lambdas: " + ", ".join(
             f"{test} vs {anchor} {both(curves[test], curves.get(anchor))}"
@@ -383,6 +384,17 @@ def cmd_report(args: argparse.Namespace) -> None:
     lines += ["", f"Runs still pending: {', '.join(pending) if pending else 'none'}."]
     _replace_section("\n".join(lines))
     print("\n".join(lines))
+
+
+def _points_table(quality: int) -> list[str]:
+    """Every finished run at one lambda side by side: the comparison that exists before a curve does."""
+    lines = [f"Every run at lambda {QUALITY_LAMBDAS[quality]} (Kodak, real bits):", "",
+             "| run | bpp | PSNR (dB) | MS-SSIM |", "|---|---|---|---|"]
+    for run in build_plan():
+        if run.quality == quality and is_done(run):
+            r = json.loads(run.point.read_text())["results"]
+            lines.append(f"| {run.name} | {r['bpp'][0]:.4f} | {r['psnr-rgb'][0]:.2f} | {r['ms-ssim-rgb'][0]:.4f} |")
+    return lines
 
 
 WHOLE_STUDENT_PHASES = ("train", "finetune", "e2e")  # phases whose logged RD loss is the whole student's
