@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -223,7 +224,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = config_from_dict(read_metadata(args.init)["config"])
     summary = train(config, _train_config(args), args.data, args.run_dir, args.val,
                     args.val_images, args.resume, args.quiet, args.init)
-    if not args.quiet and summary.get("validation"):
+    if not args.quiet and summary.get("validation"):  # only rank 0 validates
         v = summary["validation"]
         print(f"done: {summary['global_step']} steps; validation bpp {v['bpp']:.4f}, PSNR {v['psnr']:.2f} dB; "
               f"weights in {Path(args.run_dir) / 'model.safetensors'}")
@@ -254,7 +255,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     args.lmbda = lmbda
     summary = distill(args.teacher, student, strategy, _train_config(args), args.data, args.run_dir, args.val,
                       args.val_images, args.teacher_init, args.resume, args.quiet)
-    if not args.quiet:
+    if not args.quiet and _rank() == 0:
         v = summary.get("validation")
         rd = f"; validation bpp {v['bpp']:.4f}, PSNR {v['psnr']:.2f} dB" if v else ""
         print(f"done: {student.name} distilled from {teacher_config.name} with {strategy.name} in "
@@ -565,8 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _rank() -> int:
+    """This process's rank under torchrun (0 when run alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except KdicError as exc:
@@ -575,6 +580,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kdic: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code = _run(args)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # A torchrun worker has written its files and destroyed its process group by now. Gloo can
+        # still abort the interpreter's own teardown ("terminate called without an active
+        # exception", about 1 exit in 30 here), which torchrun reports as a failed job: skip it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover
