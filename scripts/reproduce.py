@@ -352,9 +352,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     if bench_json.is_file():
         lines += ["", *_table2(json.loads(bench_json.read_text()), curves, baselines)]
         lines += ["", "### Complexity and speed, in full (`kdic bench`)", "", (RESULTS / "bench.md").read_text().strip()]
-    plot_inputs = [str(p) for n, p in curves.items() if not n.endswith("-3")] + [str(p) for p in baselines.values()] + [VTM]
     if curves:
-        subprocess.run([*KDIC, "plot", *plot_inputs, "-o", str(RESULTS / "rd-kodak"), "--title",
+        ours = [str(p) for n, p in curves.items() if not n.endswith("-3")]
+        subprocess.run([*KDIC, "plot", *ours, "--anchors", *map(str, baselines.values()), VTM,
+                        "--max-bpp", "0.8", "-o", str(RESULTS / "rd-kodak"), "--title",
                         "Kodak, CPU-scale reproduction"], check=True, stdout=subprocess.DEVNULL)
         lines += ["", "![RD curves](../results/repro/rd-kodak.png)"]
     energy = {"teacher": PACKAGE_WEIGHTS / f"{TEACHER}-q3.safetensors",
@@ -406,10 +407,9 @@ def _training_section(quality: int) -> list[str]:
     ``quality``): shows what the strategies' teacher phases cost or buy in steps, with a plot."""
     import csv
 
-    import matplotlib
+    from kdic.eval.plot import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     curves = {}
     for strategy in (*STRATEGIES, *CONTROLS):
@@ -424,7 +424,7 @@ def _training_section(quality: int) -> list[str]:
              "single stages inside the teacher.", "",
              "| strategy | first logged step: RD loss | " + " | ".join(f"steps {a}-{min(b, STUDENT_STEPS + 1) - 1}" for a, b in TRAINING_WINDOWS) + " |",
              "|---|---|" + "---|" * len(TRAINING_WINDOWS)]
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = plt.subplots(figsize=(7, 4), dpi=110)
     for strategy, rows in curves.items():
         cells = [f"{rows[0][0]}: {rows[0][1]:.1f}"]
         for start, stop in TRAINING_WINDOWS:
@@ -440,8 +440,7 @@ def _training_section(quality: int) -> list[str]:
     axis.grid(alpha=0.3)
     figure.tight_layout()
     plot = RESULTS / f"training-q{quality}.png"
-    figure.savefig(plot, dpi=110)
-    plt.close(figure)
+    save_figure(figure, plot, ("png",))
     return [*lines, "", f"![training](../{plot.as_posix()})"]
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import kdic
+from kdic.cli import main
 from kdic.codec import read_image
 from kdic.errors import KdicError
 from kdic.data import sample_image_path
@@ -112,9 +113,18 @@ def test_baselines_produce_curves(sample_images):
 
 
 def test_plot_writes_png_and_svg(tmp_path):
-    paths = plot_curves([CURVE, CURVE.scaled_rate(0.8, "cheaper")], tmp_path / "rd", "test")
+    paths = plot_curves([CURVE, CURVE.scaled_rate(0.8, "cheaper")], tmp_path / "rd", "test",
+                        anchors=[CURVE.scaled_rate(1.5, "anchor")], max_bpp=0.5)
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:400]
+    again = plot_curves([CURVE, CURVE.scaled_rate(0.8, "cheaper")], tmp_path / "again", "test",
+                        anchors=[CURVE.scaled_rate(1.5, "anchor")], max_bpp=0.5)
+    assert again[1].read_bytes() == paths[1].read_bytes()  # no timestamp, stable ids: redrawn = same file
+
+
+def test_plot_cli_rejects_a_bad_zoom(tmp_path, capsys):
+    assert main(["plot", str(tmp_path / "any.json"), "-o", str(tmp_path / "rd"), "--max-bpp", "0"]) == 2
+    assert "--max-bpp must be positive" in capsys.readouterr().err
 
 
 def test_bench_produces_both_tables(tmp_path):

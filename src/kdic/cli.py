@@ -342,8 +342,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     if not Path(args.output).parent.is_dir():
         raise KdicError(f"output folder {Path(args.output).parent} does not exist")
+    if args.max_bpp is not None and args.max_bpp <= 0:
+        raise KdicError(f"--max-bpp must be positive, got {args.max_bpp}")
     curves = [load_curve(spec, args.metric) for spec in args.curves]
-    for path in plot_curves(curves, args.output, args.title):
+    anchors = [load_curve(spec, args.metric) for spec in args.anchors]
+    for path in plot_curves(curves, args.output, args.title, anchors, args.max_bpp):
         print(path)
     return 0
 
@@ -511,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("curves", nargs="+", help="result files (FILE or FILE#dataset/method)")
     plot.add_argument("-o", "--output", required=True, help="output path without suffix; .png and .svg are written")
     plot.add_argument("--metric", default="psnr-rgb", choices=["psnr-rgb", "ms-ssim-rgb"])
+    plot.add_argument("--anchors", nargs="*", default=[], metavar="CURVE",
+                      help="other codecs to compare with (same forms), drawn dashed")
+    plot.add_argument("--max-bpp", type=float, help="show bpp from 0 to this only (the y range follows)")
     plot.add_argument("--title", default="")
     plot.set_defaults(func=_cmd_plot)
 

@@ -13,9 +13,13 @@ def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "kdic"  # stable element ids: a redrawn plot diffs only where it changed
     import matplotlib.pyplot as plt
 
     return plt
+
+
+_NO_DATE = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}  # no timestamp: same data, same file
 
 
 def save_figure(fig, output: str | Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
@@ -24,22 +28,36 @@ def save_figure(fig, output: str | Path, formats: tuple[str, ...] = ("png", "svg
     base = Path(output)
     for suffix in formats:
         path = base.with_suffix(f".{suffix}")
-        atomic_write(path, lambda tmp, suffix=suffix: fig.savefig(tmp, format=suffix))
+        atomic_write(path, lambda tmp, suffix=suffix: fig.savefig(tmp, format=suffix, metadata=_NO_DATE.get(suffix)))
         written.append(path)
     pyplot().close(fig)
     return written
 
 
-def plot_curves(curves: list[Curve], output: str | Path, title: str = "", formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
-    """Draw bpp against quality for every curve; writes ``output`` with each suffix in ``formats``."""
-    fig, ax = pyplot().subplots(figsize=(7, 5), dpi=120)
-    for curve in curves:
-        ax.plot(curve.bpp, curve.quality, marker="o", markersize=3, linewidth=1.5, label=curve.name)
-    metric = curves[0].metric if curves else "psnr-rgb"
+def plot_curves(curves: list[Curve], output: str | Path, title: str = "", anchors: list[Curve] | None = None,
+                max_bpp: float | None = None, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Draw quality against bpp: ``curves`` solid, ``anchors`` (other codecs) dashed in their own
+    palette, so no two lines look alike; ``max_bpp`` zooms on the low-rate end where LIC curves sit."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    anchors = anchors or []
+    solid, dashed = plt.get_cmap("tab20" if len(curves) > 10 else "tab10"), plt.get_cmap("Dark2")
+    styles = ([(curve, solid(i % solid.N), "-", "o") for i, curve in enumerate(curves)]
+              + [(curve, dashed(i % dashed.N), "--", "s") for i, curve in enumerate(anchors)])
+    for curve, colour, linestyle, marker in styles:
+        ax.plot(curve.bpp, curve.quality, color=colour, linestyle=linestyle, marker=marker, markersize=3,
+                linewidth=1.5 if linestyle == "-" else 1.0, label=curve.name)
+    if max_bpp is not None:
+        shown = [q for curve, *_ in styles for b, q in zip(curve.bpp, curve.quality) if b <= max_bpp]
+        ax.set_xlim(0, max_bpp)
+        if shown:
+            margin = 0.05 * (max(shown) - min(shown) or 1.0)
+            ax.set_ylim(min(shown) - margin, max(shown) + margin)
+    metric = styles[0][0].metric if styles else "psnr-rgb"
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("PSNR-RGB (dB)" if metric == "psnr-rgb" else metric)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2 if len(styles) > 10 else 1)
     fig.tight_layout()
     return save_figure(fig, output, formats)
