@@ -37,7 +37,8 @@ def save_figure(fig, output: str | Path, formats: tuple[str, ...] = ("png", "svg
 def plot_curves(curves: list[Curve], output: str | Path, title: str = "", anchors: list[Curve] | None = None,
                 max_bpp: float | None = None, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     """Draw quality against bpp: ``curves`` solid, ``anchors`` (other codecs) dashed in their own
-    palette, so no two lines look alike; ``max_bpp`` zooms on the low-rate end where LIC curves sit."""
+    palette, so no two lines look alike (up to 20 curves and 8 anchors); ``max_bpp`` zooms on the
+    low-rate end where small LIC models sit."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     anchors = anchors or []
