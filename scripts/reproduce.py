@@ -15,6 +15,7 @@ vanilla and SMoDi students, its float16 weights (package data or results/repro/w
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shlex
@@ -205,8 +206,6 @@ def _measured_minutes(run: Run) -> float | None:
     log = RESULTS / "logs" / f"{run.name}.csv"
     if not log.is_file():
         return None
-    import csv
-
     seconds = [float(r["seconds"]) for r in csv.DictReader(log.open()) if r["kind"] == "train" and r["seconds"]]
     return sum(seconds) / len(seconds) * run.steps / 60 if seconds else None
 
@@ -405,8 +404,6 @@ TRAINING_WINDOWS = ((1000, 1250), (2000, 2250), (3600, 4001))  # global steps; e
 def _training_section(quality: int) -> list[str]:
     """RD loss of the whole student on training crops at equal global steps (logs of the runs at
     ``quality``): shows what the strategies' teacher phases cost or buy in steps, with a plot."""
-    import csv
-
     from kdic.eval.plot import pyplot, save_figure
 
     plt = pyplot()
