@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from tqdm import tqdm
 
@@ -35,58 +35,99 @@ def _encoder_model(args: argparse.Namespace):
 
 def _decoder_model(weights: str | None, header):
     """Model that decodes ``header``: ``--weights FILE``, else the shipped weights whose digest it names."""
-    from .checkpoint import load, weights_digest
-    from .data import bundled_candidates
+    from .checkpoint import load
+    from .data import weights_for_digest
 
-    if weights:
-        return load(weights)
-    for path in bundled_candidates(header.model_id):
-        model = load(path)
-        if weights_digest(model)[:len(header.weights_digest)] == header.weights_digest:
-            return model
-    raise KdicError(f"no shipped weights match this file (model {header.model_id!r}, weights "
-                    f"{header.weights_digest.hex()[:16]}...); pass the encoder's --weights FILE")
+    return load(weights if weights else weights_for_digest(header.model_id, header.weights_digest))
 
 
 def _plan(inputs: Sequence[str], output: str | None, suffixes: Iterable[str], out_suffix: str,
           force: bool, beside_suffix: str | None = None) -> list[tuple[Path, Path]]:
     """(input, output) pairs: one file to one file, files/folders into an existing folder, or (no
-    output given) each output beside its input, named with ``beside_suffix`` (default ``out_suffix``)."""
-    sources: list[Path] = []
+    output given) each output beside its input, named with ``beside_suffix`` (default ``out_suffix``).
+
+    What would lose data is refused here, before anything is coded: two inputs sharing an output,
+    an output that is an input (even with ``force``), and an existing output without ``force``.
+    """
+    suffixes = tuple(suffixes)
+    sources: dict[Path, Path] = {}  # resolved -> as named: an input named twice is coded once
     for name in inputs:
         path = Path(name)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in tuple(suffixes))
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes and p.is_file())
             if not found:
                 raise KdicError(f"{path}: no input files ({', '.join(suffixes)}) in this folder")
-            sources += found
         elif path.is_file():
-            sources.append(path)
+            found = [path]
         else:
             raise KdicError(f"{path}: no such file or folder")
+        for src in found:
+            sources.setdefault(src.resolve(), src)
     many = len(inputs) > 1 or Path(inputs[0]).is_dir()
     if output is None:
-        pairs = [(src, src.with_suffix(beside_suffix or out_suffix)) for src in sources]
+        pairs = [(src, src.with_suffix(beside_suffix or out_suffix)) for src in sources.values()]
     elif many or Path(output).is_dir():
         target = Path(output)
         if not target.is_dir():
             raise KdicError(f"output folder {target} does not exist")
-        pairs = [(src, target / (src.stem + out_suffix)) for src in sources]
+        pairs = [(src, target / (src.stem + out_suffix)) for src in sources.values()]
     else:
         target = Path(output)
         if not target.parent.is_dir():
             raise KdicError(f"output folder {target.parent} does not exist")
-        pairs = [(sources[0], target)]
-    for _, dst in pairs:
-        if dst.exists() and not force:
+        pairs = [(next(iter(sources.values())), target)]
+
+    def identity(path: Path) -> tuple[int, int]:
+        stat = os.stat(path)
+        return stat.st_dev, stat.st_ino
+
+    input_files = {identity(src): src for src in sources.values()}  # hard links and symlinks included
+    writers: dict[Path, Path] = {}
+    for src, dst in pairs:
+        other = writers.setdefault(dst.resolve(), src)
+        if other is not src:
+            raise KdicError(f"{other} and {src} would both be written to {dst}; rename one or code them separately")
+        if not dst.exists():
+            continue
+        if identity(dst) in input_files:
+            raise KdicError(f"output {dst} would overwrite the input {input_files[identity(dst)]} "
+                            "(refused even with --force)")
+        if not force:
             raise KdicError(f"{dst} exists; use --force to overwrite")
     return pairs
+
+
+def _code_each(pairs: list[tuple[Path, Path]], code: Callable[[Path, Path], None], desc: str, unit: str,
+               quiet: bool) -> int:
+    """Run ``code(src, dst)`` on every pair. A single input fails like any error; of several, a failing
+    one is reported on one line and skipped, and a closing count and exit status 2 say so."""
+    failed = 0
+    for src, dst in tqdm(pairs, desc=desc, disable=quiet or len(pairs) == 1, unit=unit):
+        try:
+            code(src, dst)
+        except KdicError as exc:
+            if len(pairs) == 1:
+                raise
+            failed += 1
+            tqdm.write(f"kdic: error: {exc}", file=sys.stderr)
+    if failed:
+        print(f"kdic: {failed} of {len(pairs)} inputs failed", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _create(dst: Path, write: Callable[[], None]) -> None:
+    """Run ``write()``, reporting an OS failure (full disk, no permission) as one line about ``dst``."""
+    try:
+        write()
+    except OSError as exc:
+        raise KdicError(f"{dst}: cannot write ({exc.strerror or exc})") from None
 
 
 def _print_timings(report) -> None:
     total = sum(report.timings.values())
     parts = ", ".join(f"{k} {v:.3f} s" for k, v in report.timings.items())
-    print(f"    time {total:.3f} s: {parts}; {report.symbols} symbols")
+    tqdm.write(f"    time {total:.3f} s: {parts}; {report.symbols} symbols")
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
@@ -97,22 +138,27 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
     pairs = _plan(args.inputs, args.output, IMAGE_SUFFIXES, KDIC_SUFFIX, args.force)
     model = _encoder_model(args)
-    for src, dst in tqdm(pairs, desc="compressing", disable=args.quiet or len(pairs) == 1, unit="image"):
+
+    def compress(src: Path, dst: Path) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            image = read_image(src)
+            image = read_image(src)  # its errors name the file
         for warning in caught:
-            print(f"kdic: warning: {warning.message}", file=sys.stderr)
-        data, reconstruction, report = encode_image(model, image)
-        atomic_write_bytes(dst, data)
+            tqdm.write(f"kdic: warning: {warning.message}", file=sys.stderr)
+        try:
+            data, reconstruction, report = encode_image(model, image)
+        except KdicError as exc:
+            raise KdicError(f"{src}: {exc}") from None
+        _create(dst, lambda: atomic_write_bytes(dst, data, exclusive=not args.force))
         if not args.quiet:
             mse = np.mean((reconstruction.astype(np.float64) - image.astype(np.float64)) ** 2)
             psnr = 10 * np.log10(255**2 / mse) if mse > 0 else float("inf")
-            print(f"{src.name} -> {dst}: {report.num_bytes} bytes, {report.bits_per_pixel:.4f} bpp "
-                  f"(estimate {report.estimated_bits_per_pixel:.4f}), PSNR {psnr:.2f} dB")
+            tqdm.write(f"{src.name} -> {dst}: {report.num_bytes} bytes, {report.bits_per_pixel:.4f} bpp "
+                       f"(estimate {report.estimated_bits_per_pixel:.4f}), PSNR {psnr:.2f} dB")
             if args.verbose:
                 _print_timings(report)
-    return 0
+
+    return _code_each(pairs, compress, "compressing", "image", args.quiet)
 
 
 def _cmd_decompress(args: argparse.Namespace) -> int:
@@ -120,28 +166,27 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
 
     pairs = _plan(args.inputs, args.output, (KDIC_SUFFIX,), ".png", args.force, ".decoded.png")
     models: dict[tuple[str, bytes], object] = {}
-    for src, dst in tqdm(pairs, desc="decompressing", disable=args.quiet or len(pairs) == 1, unit="file"):
-        data = src.read_bytes()
+
+    def decompress(src: Path, dst: Path) -> None:
+        try:
+            data = src.read_bytes()
+        except OSError as exc:
+            raise KdicError(f"{src}: cannot read ({exc.strerror or exc})") from None
         try:
             header, _ = unpack(data)
-        except KdicError as exc:
-            raise KdicError(f"{src}: {exc}") from None
-        key = (header.model_id, header.weights_digest)
-        if key not in models:
-            try:
+            key = (header.model_id, header.weights_digest)
+            if key not in models:
                 models[key] = _decoder_model(args.weights, header)
-            except KdicError as exc:
-                raise KdicError(f"{src}: {exc}") from None
-        try:
             image, report = decode_bytes(models[key], data)
         except KdicError as exc:
             raise KdicError(f"{src}: {exc}") from None
-        write_png(image, dst)
+        _create(dst, lambda: write_png(image, dst))
         if not args.quiet:
-            print(f"{src.name} -> {dst}: {report.width}x{report.height}, {report.bits_per_pixel:.4f} bpp")
+            tqdm.write(f"{src.name} -> {dst}: {report.width}x{report.height}, {report.bits_per_pixel:.4f} bpp")
             if args.verbose:
                 _print_timings(report)
-    return 0
+
+    return _code_each(pairs, decompress, "decompressing", "file", args.quiet)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -173,21 +218,23 @@ def _cmd_info(args: argparse.Namespace) -> int:
             header, streams = unpack(data)
         except KdicError as exc:
             raise KdicError(f"{path}: {exc}") from None
-        info = {"file": str(path), "bytes": len(data), "model": header.model_id,
+        info = {"file": str(path), "format_version": header.version, "bytes": len(data), "model": header.model_id,
                 "weights_digest": header.weights_digest.hex(), "width": header.width, "height": header.height,
+                "channels": header.channels, "entropy_tile": header.entropy_tile,
+                "transform_tile": header.transform_tile, "content_digest": header.content_digest.hex(),
                 "bits_per_pixel": 8 * len(data) / (header.width * header.height),
                 "stream_bytes": [len(s) for s in streams]}
         print(json.dumps(info, indent=2) if args.json else "\n".join(f"{k + ':':16s}{v}" for k, v in info.items()))
         return 0
-    metadata = read_metadata(path)
+    metadata = read_metadata(path)  # validated: every field below exists and has its type
     if args.json:
         print(json.dumps(metadata, indent=2))
         return 0
     config = metadata["config"]
     print(f"file:          {args.file}")
-    print(f"model:         {config['name']} ({config.get('description', '')})")
-    print(f"lambda:        {metadata.get('lmbda')}")
-    print(f"kdic version:  {metadata.get('kdic_version')}")
+    print(f"model:         {config['name']} ({config['description']})")
+    print(f"lambda:        {metadata['lmbda']}")
+    print(f"kdic version:  {metadata['kdic_version']}")
     return 0
 
 
@@ -218,10 +265,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.model is not None:
         config = _model_config(args.model)
     else:
-        from .checkpoint import read_metadata
-        from .models import config_from_dict
+        from .checkpoint import read_config
 
-        config = config_from_dict(read_metadata(args.init)["config"])
+        config = read_config(args.init)
     summary = train(config, _train_config(args), args.data, args.run_dir, args.val,
                     args.val_images, args.resume, args.quiet, args.init)
     if not args.quiet and summary.get("validation"):  # only rank 0 validates
@@ -232,9 +278,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from .checkpoint import read_metadata
+    from .checkpoint import read_config, read_metadata
     from .distill import derive_student, distill, load_strategy
-    from .models import TEACHER_OF, config_from_dict, get_config
+    from .models import TEACHER_OF, get_config
 
     strategy = load_strategy(args.strategy)
     if args.final_fraction is not None:
@@ -242,7 +288,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     if args.teacher_init and not strategy.uses_teacher:
         raise KdicError(f"--teacher-init: strategy {strategy.name!r} trains without a teacher (try prune-finetune)")
     teacher_meta = read_metadata(args.teacher)
-    teacher_config = config_from_dict(teacher_meta["config"])
+    teacher_config = read_config(args.teacher)
     lmbda = args.lmbda if args.lmbda is not None else teacher_meta.get("lmbda")
     if lmbda is None:
         raise KdicError(f"{args.teacher} records no lambda; pass --lmbda")

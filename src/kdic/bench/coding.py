@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from ..entropy.coder import SCALE_TABLE, GaussianStreamDecoder, GaussianStreamEncoder
+from ..entropy.coder import SCALE_TABLE, StreamDecoder, StreamEncoder
 
 
 def coding_throughput(num_symbols: int = 1_000_000, chunk: int = 50_000, seed: int = 0) -> dict[str, float]:
@@ -17,13 +17,13 @@ def coding_throughput(num_symbols: int = 1_000_000, chunk: int = 50_000, seed: i
     generator = torch.Generator().manual_seed(seed)
     indexes = torch.randint(0, len(SCALE_TABLE), (num_symbols,), generator=generator)
     symbols = torch.round(torch.randn(num_symbols, generator=generator) * SCALE_TABLE[indexes]).clamp(-255, 255)
-    encoder = GaussianStreamEncoder()
+    encoder = StreamEncoder()
     start = time.perf_counter()
     for i in range(0, num_symbols, chunk):
         encoder.code(symbols[i: i + chunk], indexes[i: i + chunk])
     data = encoder.finish()
     encode_seconds = time.perf_counter() - start
-    decoder = GaussianStreamDecoder(data)
+    decoder = StreamDecoder(data, "y")
     start = time.perf_counter()
     decoded = torch.cat([decoder.code(None, indexes[i: i + chunk]) for i in range(0, num_symbols, chunk)])
     decode_seconds = time.perf_counter() - start

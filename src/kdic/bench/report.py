@@ -106,11 +106,11 @@ def bench(specs: list[str], width: int = 768, height: int = 512, runs: int = 3, 
 
 
 def _build_meta(spec: str):
-    from ..checkpoint import read_metadata
-    from ..models import LearnedImageCodec, config_from_dict, get_config
+    from ..checkpoint import read_config
+    from ..models import LearnedImageCodec, get_config
 
     if spec.endswith(".safetensors") or Path(spec).is_file():
-        return LearnedImageCodec(config_from_dict(read_metadata(spec)["config"]))
+        return LearnedImageCodec(read_config(spec))
     return LearnedImageCodec(get_config(spec))
 
 

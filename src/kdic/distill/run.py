@@ -69,6 +69,7 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
     """Run every phase of ``strategy`` on ``train_config.steps`` steps; exports the student."""
     ctx = init_distributed()
     run_dir = Path(run_dir)
+    lock = None
     try:
         teacher = load(teacher_path, ctx.device) if teacher_path is not None and strategy.uses_teacher else None
         module, phases = build_distillation(teacher, student_config, strategy, train_config.steps,
@@ -77,7 +78,7 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
         description = {"command": "distill", "teacher": str(teacher_path), "student": to_dict(student_config),
                        "strategy": asdict(strategy), "train": asdict(train_config), "teacher_init": teacher_init,  # the strategy may ask for it too (asdict)
                        "phase_steps": [p.steps for p in phases], "data": str(data_dir), "world_size": ctx.world_size}
-        prepare_run_dir(run_dir, description, resume, ctx)
+        lock = prepare_run_dir(run_dir, description, resume, ctx)
         sampler = CropSampler(data_dir, train_config.crop, train_config.seed, ctx.rank)
         torch.manual_seed(train_config.seed + ctx.rank)
         validation = load_validation(val_dir, val_images) if val_dir and ctx.is_main else None
@@ -94,4 +95,6 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     finally:
+        if lock is not None:
+            lock.close()
         shutdown(ctx)

@@ -12,6 +12,7 @@ part's output from the teacher part's input: explicit supervision).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ PARTS = STAGE_PARTS + ENTROPY_PARTS + ("all",)
 HOSTS = ("student", "teacher")
 LOSSES = ("rd", "rd+feature", "feature")
 STRATEGY_DIR = Path(__file__).resolve().parents[1] / "configs" / "strategies"
+STRATEGY_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")  # bundled names only: no dots, no path separators
 
 
 @dataclass(frozen=True)
@@ -131,10 +133,16 @@ def available_strategies() -> list[str]:
 
 
 def load_strategy(name_or_path: str) -> Strategy:
-    """A bundled strategy by name (``configs/strategies/NAME.json``) or a JSON file."""
-    path = Path(name_or_path)
-    if path.suffix != ".json":
+    """A bundled strategy by name (``configs/strategies/NAME.json``) or a JSON file.
+
+    A bare name is checked against a strict charset and the registry, so it cannot reach files
+    outside the strategies folder (``../../x``).
+    """
+    if Path(name_or_path).suffix == ".json":
+        path = Path(name_or_path)
+    elif STRATEGY_NAME.fullmatch(name_or_path) and name_or_path in available_strategies():
         path = STRATEGY_DIR / f"{name_or_path}.json"
-        if not path.is_file():
-            raise ConfigError(f"unknown strategy {name_or_path!r}; known: {', '.join(available_strategies())}")
+    else:
+        raise ConfigError(f"unknown strategy {name_or_path!r}; known: {', '.join(available_strategies())} "
+                          "(or pass a path ending in .json)")
     return strategy_from_dict(read_json(path, "strategy file", ConfigError))

@@ -22,7 +22,6 @@ SCALE_TABLE = torch.exp(torch.linspace(np.log(0.11), np.log(256.0), 64, dtype=to
 MEAN_STEP = 1.0 / 64  # means are snapped to multiples of this before coding
 SYMBOL_LIMIT = 255  # residual symbols are clamped to [-SYMBOL_LIMIT, SYMBOL_LIMIT]
 _GAUSSIAN = constriction.stream.model.QuantizedGaussian(-SYMBOL_LIMIT, SYMBOL_LIMIT)
-_CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 _TABLE64 = SCALE_TABLE.double().numpy()
 
 
@@ -56,14 +55,15 @@ def _decode_checked(decode) -> np.ndarray:
         raise ValueError(f"invalid compressed data: {exc}") from None
 
 
-class GaussianStreamEncoder:
-    """Range-coded residuals under zero-mean quantized Gaussians with table scales."""
+class StreamEncoder:
+    """One range-coded stream (the y or the z of one latent), symbols appended in decode order."""
 
     def __init__(self) -> None:
         self._encoder = constriction.stream.queue.RangeEncoder()
         self.symbols = 0
 
     def code(self, symbols: Tensor, indexes: Tensor) -> Tensor:
+        """Residuals under zero-mean quantized Gaussians with table scales; returns ``symbols``."""
         values = symbols.reshape(-1).to(torch.int32).numpy()
         if values.size:
             stds = _TABLE64[indexes.reshape(-1).numpy()]
@@ -71,20 +71,28 @@ class GaussianStreamEncoder:
         self.symbols += values.size
         return symbols
 
+    def categorical(self, symbols: np.ndarray, probabilities: np.ndarray) -> None:
+        """Symbols that share one PMF (one channel of z): one model, not one table row per symbol."""
+        if symbols.size:
+            self._encoder.encode(symbols.astype(np.int32), constriction.stream.model.Categorical(probabilities, perfect=False))
+        self.symbols += symbols.size
+
     def finish(self) -> bytes:
         return self._encoder.get_compressed().tobytes()
 
 
-class GaussianStreamDecoder:
-    """Decoder counterpart of ``GaussianStreamEncoder``; ``code`` returns the next symbols."""
+class StreamDecoder:
+    """Decoder counterpart of ``StreamEncoder``; ``finish`` refuses a stream with data left over."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, what: str) -> None:
         if len(data) % 4:
-            raise ValueError("range-coder stream length is not a multiple of 4 bytes")
+            raise ValueError(f"{what} stream length is not a multiple of 4 bytes")
         self._decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
+        self.what = what
         self.symbols = 0
 
     def code(self, symbols: Tensor | None, indexes: Tensor) -> Tensor:
+        """The next symbols under the Gaussians ``indexes`` name (``symbols`` is the encoder's; unused)."""
         flat = indexes.reshape(-1).numpy()
         if flat.size == 0:
             return torch.zeros(indexes.shape)
@@ -92,6 +100,16 @@ class GaussianStreamDecoder:
         values = _decode_checked(lambda: self._decoder.decode(_GAUSSIAN, np.zeros_like(stds), stds))
         self.symbols += flat.size
         return torch.from_numpy(values.astype(np.float32)).view(indexes.shape)
+
+    def categorical(self, count: int, probabilities: np.ndarray) -> np.ndarray:
+        model = constriction.stream.model.Categorical(probabilities, perfect=False)
+        self.symbols += count
+        return _decode_checked(lambda: self._decoder.decode(model, count)) if count else np.zeros(0, np.int32)
+
+    def finish(self) -> None:
+        """A stream must be consumed exactly: left-over data means the header does not fit the streams."""
+        if not self._decoder.maybe_exhausted():
+            raise ValueError(f"the {self.what} stream holds more data than the image needs")
 
 
 @dataclass(frozen=True)
@@ -114,18 +132,16 @@ class FactorizedTables:
     def values(self, symbols: Tensor) -> Tensor:
         return symbols - self.minima.view(1, -1, 1, 1).float() + self.medians.view(1, -1, 1, 1)
 
-    def _rows(self, shape: torch.Size) -> np.ndarray:
-        channel = torch.arange(shape[1]).view(1, -1, 1, 1).expand(shape).reshape(-1).numpy()
-        return self.probabilities[channel]
+    def encode(self, coder: StreamEncoder, symbols: Tensor) -> None:
+        """Append (B, C, h, w) symbols, image by image and channel by channel, each under its PMF."""
+        flat = symbols.to(torch.int32).flatten(2).numpy()
+        for image in flat:
+            for channel, values in enumerate(image):
+                coder.categorical(values, self.probabilities[channel])
 
-    def encode(self, symbols: Tensor) -> bytes:
-        encoder = constriction.stream.queue.RangeEncoder()
-        encoder.encode(symbols.reshape(-1).to(torch.int32).numpy(), _CATEGORICAL, self._rows(symbols.shape))
-        return encoder.get_compressed().tobytes()
-
-    def decode(self, data: bytes, shape: torch.Size) -> Tensor:
-        if len(data) % 4:
-            raise ValueError("range-coder stream length is not a multiple of 4 bytes")
-        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
-        values = _decode_checked(lambda: decoder.decode(_CATEGORICAL, self._rows(shape)))
+    def decode(self, coder: StreamDecoder, shape: torch.Size) -> Tensor:
+        """Inverse of ``encode``; memory is sized by the tile, never by the header's claims alone."""
+        b, c, h, w = shape
+        values = np.stack([np.stack([coder.categorical(h * w, self.probabilities[channel]) for channel in range(c)])
+                           for _ in range(b)])
         return torch.from_numpy(values.astype(np.float32)).view(shape)

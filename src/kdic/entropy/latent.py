@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .bottleneck import EntropyBottleneck
-from .coder import GaussianStreamDecoder, GaussianStreamEncoder, fixed_threads
+from .coder import StreamDecoder, StreamEncoder, fixed_threads
 
 
 class SymbolCoder(Protocol):
@@ -40,22 +40,26 @@ class HyperpriorLatentCodec(nn.Module):
         """Entropy-code one latent (batch 1): strings [y, z], y_hat as the decoder will see it."""
         tables = self.entropy_bottleneck.coding_tables()
         z_symbols = tables.symbols(self.h_a(y))
-        encoder = GaussianStreamEncoder()
+        y_stream, z_stream = StreamEncoder(), StreamEncoder()
+        tables.encode(z_stream, z_symbols)
         with fixed_threads():
-            y_hat = self.code_y(self.side_params(tables.values(z_symbols)), tuple(y.shape), encoder, y)
-        return {"strings": [encoder.finish(), tables.encode(z_symbols)], "y_hat": y_hat,
-                "symbols": encoder.symbols + z_symbols.numel()}
+            y_hat = self.code_y(self.side_params(tables.values(z_symbols)), tuple(y.shape), y_stream, y)
+        return {"strings": [y_stream.finish(), z_stream.finish()], "y_hat": y_hat,
+                "symbols": y_stream.symbols + z_stream.symbols}
 
     @torch.no_grad()
     def decompress(self, strings: list[bytes], y_shape: tuple[int, int, int, int]) -> dict:
-        """Inverse of ``compress``; raises ValueError on streams that cannot be parsed."""
+        """Inverse of ``compress``; raises ValueError on streams that cannot be parsed or are not used up."""
         b, _, h, w = y_shape
         tables = self.entropy_bottleneck.coding_tables()
-        z_hat = tables.values(tables.decode(strings[1], torch.Size((b, tables.medians.numel(), h // HYPER_STRIDE, w // HYPER_STRIDE))))
-        decoder = GaussianStreamDecoder(strings[0])
+        y_stream, z_stream = StreamDecoder(strings[0], "y"), StreamDecoder(strings[1], "z")
+        z_shape = torch.Size((b, tables.medians.numel(), h // HYPER_STRIDE, w // HYPER_STRIDE))
+        z_hat = tables.values(tables.decode(z_stream, z_shape))
+        z_stream.finish()
         with fixed_threads():
-            y_hat = self.code_y(self.side_params(z_hat), y_shape, decoder, None)
-        return {"y_hat": y_hat, "symbols": decoder.symbols + z_hat.numel()}
+            y_hat = self.code_y(self.side_params(z_hat), y_shape, y_stream, None)
+        y_stream.finish()
+        return {"y_hat": y_hat, "symbols": y_stream.symbols + z_stream.symbols}
 
     def aux_loss(self) -> Tensor:
         return self.entropy_bottleneck.aux_loss()

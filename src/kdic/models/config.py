@@ -8,6 +8,7 @@ Configs are frozen dataclasses, validated on construction, and round-trip throug
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -16,10 +17,30 @@ from ..layers import BLOCK_KINDS, DOWNSAMPLERS, UPSAMPLERS
 
 ATTENTION_POSITIONS = ("none", "start", "after-resample", "end")
 
+# Upper bounds: a weights file carries its config, so these cap what a hostile file can make kdic
+# build. Each is far above every preset (paper-size ones peak at width 320, depth 8, expansion 4,
+# 8 heads, window 8, 5 groups/slices) and still keeps a model description cheap to instantiate.
+MAX_CHANNELS = 4096  # any width: stage channels, M, hyper/attention/context widths, head_dim, group size
+MAX_DEPTH = 32  # blocks per stage or per hyper transform (Swin-L's deepest stage has 18)
+MAX_EXPANSION = 16.0  # FFN expansion / MLP ratio
+MAX_HEADS = 64
+MAX_WINDOW = 16  # attention window; its non-persistent index buffer grows as window**4
+MAX_GROUPS = 16  # leading SCCTX channel groups
+MAX_SLICES = 32  # TCM slices (and max_support)
+MAX_DESCRIPTION = 512  # characters, printable (shown by ``kdic info``)
+# A name goes into bitstream headers and names weights files: lowercase, no path separators.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def _in_range(what: str, value: float, low: float, high: float, open_low: bool = False) -> None:
+    """``low <= value <= high`` (``low < value`` if ``open_low``); NaN and inf fail too."""
+    ok = (low < value if open_low else low <= value) and value <= high
+    _require(ok, f"{what} must be {'>' if open_low else '>='} {low:g} and <= {high:g}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -43,10 +64,12 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         _require(self.block in BLOCK_KINDS, f"unknown block kind {self.block!r}; known: {', '.join(BLOCK_KINDS)}")
-        _require(self.depth >= 0, f"stage depth must be >= 0, got {self.depth}")
-        _require(self.channels > 0, f"stage channels must be > 0, got {self.channels}")
-        _require(self.expansion > 0, f"FFN expansion must be > 0, got {self.expansion}")
-        _require(self.window > 0, f"attention window must be > 0, got {self.window}")
+        _in_range("stage depth", self.depth, 0, MAX_DEPTH)
+        _in_range("stage channels", self.channels, 1, MAX_CHANNELS)
+        _in_range("FFN expansion", self.expansion, 0, MAX_EXPANSION, open_low=True)
+        _in_range("attention heads", self.heads, 1, MAX_HEADS)
+        _in_range("attention head_dim", self.head_dim, 1, MAX_CHANNELS)
+        _in_range("attention window", self.window, 1, MAX_WINDOW)
         _require(self.attention in ATTENTION_POSITIONS, f"attention must be one of {ATTENTION_POSITIONS}")
         if self.block == "s2c-attn":
             _require(self.channels % self.heads == 0, f"s2c-attn width {self.channels} is not divisible by {self.heads} heads")
@@ -74,7 +97,7 @@ class TransformConfig:
     image_projection: str = "subpel3x3"
 
     def __post_init__(self) -> None:
-        _require(self.latent_channels > 0, f"latent_channels must be > 0, got {self.latent_channels}")
+        _in_range("latent_channels", self.latent_channels, 1, MAX_CHANNELS)
         _require(len(self.encoder) == 3 and len(self.decoder) == 3, "a transform has exactly 3 encoder and 3 decoder stages")
         _require(self.down in DOWNSAMPLERS and self.latent_projection in DOWNSAMPLERS,
                  f"down-samplers must be one of {DOWNSAMPLERS}")
@@ -107,9 +130,13 @@ class SCCTXConfig:
 
     def __post_init__(self) -> None:
         _require(self.style in ("s2c", "elic"), f"SCCTX style must be 's2c' or 'elic', got {self.style!r}")
-        _require(self.hyper_channels > 0, "hyper_channels must be > 0")
-        _require(len(self.groups) >= 1 and all(g > 0 for g in self.groups), "channel groups must be positive")
-        _require(min(self.hyper_expansion, self.context_expansion, self.aggregation_expansion) > 0, "expansions must be > 0")
+        _in_range("hyper_channels", self.hyper_channels, 1, MAX_CHANNELS)
+        _in_range("number of leading channel groups", len(self.groups), 1, MAX_GROUPS)
+        for g in self.groups:
+            _in_range("channel group size", g, 1, MAX_CHANNELS)
+        for what in ("hyper_expansion", "context_expansion", "aggregation_expansion"):
+            _in_range(what, getattr(self, what), 0, MAX_EXPANSION, open_low=True)
+        _in_range("hyper_blocks", self.hyper_blocks, 0, MAX_DEPTH)
 
 
 @dataclass(frozen=True)
@@ -130,7 +157,15 @@ class SliceConfig:
     kind: Literal["slices"] = "slices"
 
     def __post_init__(self) -> None:
-        _require(self.slices > 0 and self.max_support >= 0, "slices must be > 0 and max_support >= 0")
+        for what in ("hyper_channels", "hyper_width", "hyper_head_dim", "attention_width", "attention_head_dim"):
+            _in_range(what, getattr(self, what), 1, MAX_CHANNELS)
+        for width in self.context_widths:
+            _in_range("context width", width, 1, MAX_CHANNELS)
+        _in_range("hyper_window", self.hyper_window, 1, MAX_WINDOW)
+        _in_range("attention_window", self.attention_window, 1, MAX_WINDOW)
+        _in_range("hyper_blocks", self.hyper_blocks, 0, MAX_DEPTH)
+        _in_range("slices", self.slices, 1, MAX_SLICES)
+        _in_range("max_support", self.max_support, 0, MAX_SLICES)
         _require(self.hyper_width % 2 == 0 and (self.hyper_width // 2) % self.hyper_head_dim == 0,
                  "hyper_width/2 must be divisible by hyper_head_dim")
         _require(self.attention_width % self.attention_head_dim == 0, "attention_width must be divisible by attention_head_dim")
@@ -149,6 +184,10 @@ class ModelConfig:
     description: str = ""
 
     def __post_init__(self) -> None:
+        _require(NAME_PATTERN.fullmatch(self.name) is not None,
+                 f"model name {self.name[:80]!r} must match {NAME_PATTERN.pattern} (lowercase, no path separators)")
+        _require(len(self.description) <= MAX_DESCRIPTION and self.description.isprintable(),
+                 f"model description must be printable and at most {MAX_DESCRIPTION} characters")
         m = self.transform.latent_channels
         if isinstance(self.entropy, SCCTXConfig):
             lead = sum(self.entropy.groups)
@@ -179,7 +218,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
         kinds = {get_type_hints(t)["kind"].__args__[0]: t for t in options}
         kind = value.get("kind")
-        if kind not in kinds:
+        if not isinstance(kind, str) or kind not in kinds:
             raise ConfigError(f"{where}.kind: expected one of {sorted(kinds)}, got {kind!r}")
         return _build(kinds[kind], value, where)
     if origin is tuple:

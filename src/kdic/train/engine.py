@@ -19,18 +19,19 @@ from typing import Callable
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..errors import ConfigError, KdicError
-from ..fileio import atomic_write
+from ..fileio import atomic_write_bytes
 from .data import CropSampler
 from .distributed import DistContext
 from .losses import psnr
 
 STATE_FORMAT = "kdic-train-state"
+STATE_FILE = Path("checkpoints") / "state.safetensors"  # inside the run folder
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
     @property
     def state_path(self) -> Path | None:
-        return None if self.run_dir is None else self.run_dir / "checkpoints" / "state.safetensors"
+        return None if self.run_dir is None else self.run_dir / STATE_FILE
 
     def save_state(self, phase_index: int, phase_step: int, optimizer: torch.optim.Optimizer | None) -> None:
         if self.state_path is None or not self.ctx.is_main:
@@ -133,7 +134,7 @@ class Trainer:
         meta = {"format": STATE_FORMAT, "phase": phase_index, "phase_step": phase_step,
                 "global_step": self.global_step, "param_groups": groups}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.state_path, lambda tmp: save_file(tensors, tmp, metadata={"kdic": json.dumps(meta)}))
+        atomic_write_bytes(self.state_path, serialize(tensors, metadata={"kdic": json.dumps(meta)}))
 
     def load_state(self) -> tuple[int, int, dict | None]:
         """(phase, step within phase, optimizer state) from the last checkpoint."""
@@ -183,7 +184,7 @@ class Trainer:
             writer.writerow(row)
 
     def _truncate_log(self) -> None:
-        """Drop log rows written after the checkpoint we resume from."""
+        """Drop log rows written after the checkpoint we start from (all of them when starting over)."""
         path = None if self.run_dir is None else self.run_dir / "log.csv"
         if path is None or not path.exists() or not self.ctx.is_main:
             return
@@ -206,12 +207,14 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
+        """Train every phase; ``resume`` continues from the last checkpoint, if the run got to write one
+        (a run killed before its first checkpoint starts over, its log rows dropped)."""
         start_phase, start_step, optim_state = (0, 0, None)
         if self.run_dir is not None and self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
+        if resume and self.state_path is not None and self.state_path.is_file():
             start_phase, start_step, optim_state = self.load_state()
-            self._truncate_log()
+        self._truncate_log()
         cfg = self.config
         last_val: dict | None = None
         for phase_index, phase in enumerate(self.phases):
