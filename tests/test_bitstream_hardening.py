@@ -24,7 +24,7 @@ from kdic.cli import main
 from kdic.codec import decode_bytes, encode_image, read_image, unpack
 from kdic.codec.bitstream import MAX_PIXELS, MAX_SIDE, Header, pack
 from kdic.codec.pipeline import latent_size, synthesize_image
-from kdic.data import INDEX_PATH, WEIGHTS_DIR, build_weights_index, sample_image_path, weights_for_digest
+from kdic.data import INDEX_NAME, WEIGHTS_DIR, build_weights_index, sample_image_path, weights_for_digest
 from kdic.errors import BitstreamError, KdicError
 from kdic.models import ModelConfig, SCCTXConfig, StageConfig, TransformConfig
 
@@ -108,7 +108,7 @@ def test_gray_in_gray_out(model, crop, tmp_path):
 
 @pytest.mark.parametrize("field, value", [
     ("width", 299), ("height", 199), ("width", 301), ("height", 400), ("channels", 1),
-    ("entropy_tile", 16), ("transform_tile", 8), ("content_digest", b"\x01" * 8),
+    ("entropy_tile", 16), ("transform_tile", 8), ("lmbda", 0.5), ("content_digest", b"\x01" * 8),
 ])
 def test_edited_header_fields_are_refused(model, tiled, field, value):
     with pytest.raises(BitstreamError):
@@ -167,8 +167,9 @@ def test_model_ids_that_could_name_paths_are_refused(tmp_path, tiled, model_id, 
 
 
 def test_shipped_weights_are_found_by_exact_index_entries():
-    assert build_weights_index() == json.loads(INDEX_PATH.read_text()), "run scripts/write_weights_index.py"
-    entry = json.loads(INDEX_PATH.read_text())["weights"][0]
+    index = json.loads((WEIGHTS_DIR / INDEX_NAME).read_text())
+    assert build_weights_index() == index, "run scripts/write_weights_index.py"
+    entry = index["weights"][0]
     path = weights_for_digest(entry["model"], bytes.fromhex(entry["digest"])[:8])
     assert path == WEIGHTS_DIR / entry["file"]
     with pytest.raises(KdicError, match="no shipped weights match"):

@@ -45,8 +45,9 @@ def test_kodak_round_trip_is_bit_exact_and_counts_every_byte(name, tmp_path, sam
     assert report.bits_per_pixel == 8 * path.stat().st_size / (768 * 512)
     header, streams = unpack(data)
     assert (header.width, header.height, header.model_id) == (768, 512, name)
-    # magic, version + id length, id, weights digest, size, channels + tiles, content digest, count, lengths, CRC
-    assert len(data) == sum(len(s) for s in streams) + 4 + 2 + len(name) + 8 + 8 + 5 + 8 + 2 + 4 * 2 + 4
+    # magic, version + id length, id, weights digest, size, channels + tiles + lambda, content digest, count,
+    # lengths, CRC
+    assert len(data) == sum(len(s) for s in streams) + 4 + 2 + len(name) + 8 + 8 + 9 + 8 + 2 + 4 * 2 + 4
     # the likelihood estimate and the real size agree closely even for untrained weights
     assert report.bits_per_pixel == pytest.approx(report.estimated_bits_per_pixel, rel=0.05)
 

@@ -35,6 +35,7 @@ def weights_dir(tmp_path, monkeypatch) -> Path:
             kdic.save(kdic.build_model(preset), folder / f"{preset}-q{quality}.safetensors", lmbda=lmbda,
                       dtype=torch.float16)
     monkeypatch.setattr(kdic.data, "WEIGHTS_DIR", folder)
+    (folder / kdic.data.INDEX_NAME).write_text(json.dumps(kdic.data.build_weights_index()))
     return folder
 
 

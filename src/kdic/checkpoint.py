@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 
 from . import __version__
 from .errors import CheckpointError, ConfigError
-from .fileio import atomic_write
+from .fileio import atomic_write_bytes
 from .models import LearnedImageCodec, ModelConfig, config_from_dict, to_dict
 
 FORMAT = "kdic-weights"
@@ -49,7 +49,7 @@ def save(model: LearnedImageCodec, path: str | os.PathLike, lmbda: float | None 
                 "config": to_dict(model.config), "lmbda": lmbda, "extra": extra or {}}
     tensors = {k: v.detach().to("cpu", dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
                for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(metadata)}))
+    atomic_write_bytes(path, serialize(tensors, metadata={METADATA_KEY: json.dumps(metadata)}))
     return path
 
 

@@ -140,11 +140,15 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     model = _encoder_model(args)
 
     def compress(src: Path, dst: Path) -> None:
+        notes: list[str] = []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            image = read_image(src)  # its errors name the file
+            image = read_image(src, notes=notes)  # its errors name the file
         for warning in caught:
             tqdm.write(f"kdic: warning: {warning.message}", file=sys.stderr)
+        if args.verbose:
+            for note in notes:
+                tqdm.write(f"kdic: note: {src.name}: {note}", file=sys.stderr)
         try:
             data, reconstruction, report = encode_image(model, image)
         except KdicError as exc:
@@ -180,7 +184,7 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
             image, report = decode_bytes(models[key], data)
         except KdicError as exc:
             raise KdicError(f"{src}: {exc}") from None
-        _create(dst, lambda: write_png(image, dst))
+        _create(dst, lambda: write_png(image, dst, exclusive=not args.force))
         if not args.quiet:
             tqdm.write(f"{src.name} -> {dst}: {report.width}x{report.height}, {report.bits_per_pixel:.4f} bpp")
             if args.verbose:
@@ -221,7 +225,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         info = {"file": str(path), "format_version": header.version, "bytes": len(data), "model": header.model_id,
                 "weights_digest": header.weights_digest.hex(), "width": header.width, "height": header.height,
                 "channels": header.channels, "entropy_tile": header.entropy_tile,
-                "transform_tile": header.transform_tile, "content_digest": header.content_digest.hex(),
+                "transform_tile": header.transform_tile, "lmbda": header.lmbda or None,
+                "content_digest": header.content_digest.hex(),
                 "bits_per_pixel": 8 * len(data) / (header.width * header.height),
                 "stream_bytes": [len(s) for s in streams]}
         print(json.dumps(info, indent=2) if args.json else "\n".join(f"{k + ':':16s}{v}" for k, v in info.items()))
@@ -504,7 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", help="output file, or an existing folder (default: beside each input)")
         p.add_argument("--weights", help="weights file (.safetensors) written by kdic")
         p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-        p.add_argument("--verbose", action="store_true", help="print the time split (transform vs entropy coding)")
+        p.add_argument("--verbose", action="store_true",
+                       help="print the time split (transform vs entropy coding) and what was done to each input "
+                            "(EXIF orientation, colour profile)")
         p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     compress = sub.add_parser("compress", help="images (PNG, JPEG, ...) to .kdic bitstreams")

@@ -4,9 +4,10 @@ Layout of format version 2 (all integers little-endian; see docs/bitstream.md):
 
     magic "KDIC" | version u8 | model-id length u8 | model id (ASCII) | weights digest (8 bytes)
     | width u32 | height u32 | channels u8 (1 gray, 3 RGB) | entropy tile u16 | transform tile u16
+    | lambda f32 (the rate point coded at; 0 if unknown)
     | content digest (8 bytes) | stream count u16 | stream lengths u32 x count | streams | CRC32 u32
 
-Version 1 (still read) has no channels, tiles or content digest, and a u8 stream count. The CRC
+Version 1 (still read) has no channels, tiles, lambda or content digest, and a u8 stream count. The CRC
 covers every byte before it, so any corruption is caught before a single symbol is decoded; sizes,
 tiles and the model id are checked before anything is allocated or looked up, and a decoder
 checks that there are exactly two streams (y, z) per entropy tile. The content digest binds the
@@ -17,6 +18,7 @@ refused instead of turned into garbage.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ READABLE_VERSIONS = (1, 2)
 DIGEST_BYTES = 8
 MAX_SIDE = 1 << 16  # pixels per side
 MAX_PIXELS = 1 << 27  # 134M pixels, e.g. 16384 x 8192: what the tiled codec holds in about 1 GB
+MAX_LMBDA = 1.0  # far above any rate point in use (the paper's range ends at 0.05)
 MAX_STREAMS = (1 << 16) - 1  # version 2: two per entropy tile (version 1: 16 at most)
 TILE_STEP = 8  # tile sides are multiples of 8 latent units, so attention windows keep the whole-image grid
 MAX_ENTROPY_TILE = 256  # latent units a side (4096 px): bounds the entropy decoder's memory whatever a file says
@@ -52,6 +55,7 @@ class Header:
     channels: int = 3
     entropy_tile: int = 128
     transform_tile: int = 64
+    lmbda: float = 0.0
     content_digest: bytes = b"\x00" * DIGEST_BYTES
     version: int = FORMAT_VERSION
 
@@ -63,6 +67,8 @@ class Header:
         check_image_size(self.width, self.height)
         if self.channels not in (1, 3):
             raise BitstreamError(f"invalid channel count {self.channels} (1 for gray, 3 for RGB)")
+        if not (math.isfinite(self.lmbda) and 0 <= self.lmbda <= MAX_LMBDA):
+            raise BitstreamError(f"invalid lambda {self.lmbda!r} (0 to {MAX_LMBDA})")
         if self.version == 1:
             return
         for what, tile, limit in (("entropy", self.entropy_tile, MAX_ENTROPY_TILE),
@@ -75,8 +81,8 @@ class Header:
     def bound_fields(self) -> bytes:
         """The fields the content digest covers: all of the header that says what the streams mean."""
         return b"|".join([self.model_id.encode(), self.weights_digest,
-                          struct.pack("<IIBHH", self.width, self.height, self.channels, self.entropy_tile,
-                                      self.transform_tile)])
+                          struct.pack("<IIBHHf", self.width, self.height, self.channels, self.entropy_tile,
+                                      self.transform_tile, self.lmbda)])
 
 
 def check_image_size(width: int, height: int) -> None:
@@ -94,8 +100,8 @@ def pack(header: Header, streams: list[bytes]) -> bytes:
         raise BitstreamError(f"a file holds 1 to {MAX_STREAMS} streams, got {len(streams)}")
     model_id = header.model_id.encode()
     parts = [MAGIC, struct.pack("<BB", FORMAT_VERSION, len(model_id)), model_id, header.weights_digest,
-             struct.pack("<IIBHH", header.width, header.height, header.channels, header.entropy_tile,
-                         header.transform_tile), header.content_digest,
+             struct.pack("<IIBHHf", header.width, header.height, header.channels, header.entropy_tile,
+                         header.transform_tile, header.lmbda), header.content_digest,
              struct.pack("<H", len(streams)), struct.pack(f"<{len(streams)}I", *(len(s) for s in streams)), *streams]
     body = b"".join(parts)
     return body + struct.pack("<I", zlib.crc32(body))
@@ -136,8 +142,8 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     width, height = struct.unpack("<II", reader.take(8, "image size"))
     fields: dict = {"version": version, "entropy_tile": 0, "transform_tile": 0, "content_digest": b""}
     if version >= 2:
-        fields["channels"], fields["entropy_tile"], fields["transform_tile"] = struct.unpack(
-            "<BHH", reader.take(5, "channels and tiles"))
+        fields["channels"], fields["entropy_tile"], fields["transform_tile"], fields["lmbda"] = struct.unpack(
+            "<BHHf", reader.take(9, "channels, tiles and lambda"))
         fields["content_digest"] = reader.take(DIGEST_BYTES, "content digest")
         (count,) = struct.unpack("<H", reader.take(2, "stream count"))
     else:

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
-from ..errors import ImageInputError
-from ..fileio import atomic_write
-from .bitstream import MAX_PIXELS
+from ..errors import BitstreamError, ImageInputError
+from ..fileio import atomic_write_file
+from .bitstream import MAX_PIXELS, check_image_size
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow refuses larger images before decoding them
@@ -127,8 +127,10 @@ def read_image(path: str | Path, *, notes: list[str] | None = None) -> np.ndarra
             if img.mode in ("I", "F") or img.mode.startswith("I;16") or _png_bit_depth(path) == 16:
                 raise ImageInputError(f"{path}: {img.mode if img.mode != 'RGB' else '16-bit RGB'} images are not "
                                       "supported; convert to 8-bit RGB first")
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageInputError(f"{path}: {img.width}x{img.height} exceeds the limit of {MAX_PIXELS} pixels")
+            try:
+                check_image_size(img.width, img.height)
+            except BitstreamError as exc:
+                raise ImageInputError(f"{path}: {exc}") from None
             frames = getattr(img, "n_frames", 1)
             if frames > 1 and img.format == "MPO":
                 notes.append(f"MPO file with {frames} images: the primary (first) one is read")
@@ -161,9 +163,10 @@ def read_image(path: str | Path, *, notes: list[str] | None = None) -> np.ndarra
         raise ImageInputError(f"{path}: cannot decode image ({exc})") from None
 
 
-def write_png(image: np.ndarray, path: str | Path) -> None:
-    """Write an (H, W) uint8 array as a gray ("L") PNG or an (H, W, 3) one as RGB, via a temp file and rename."""
+def write_png(image: np.ndarray, path: str | Path, exclusive: bool = False) -> None:
+    """Write an (H, W) uint8 array as a gray ("L") PNG or an (H, W, 3) one as RGB, never half-written;
+    ``exclusive`` refuses to replace a file that exists by then."""
     if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise ValueError(f"write_png needs (H, W) or (H, W, 3) uint8, got {image.shape} {image.dtype}")
     picture = Image.fromarray(np.ascontiguousarray(image))
-    atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
+    atomic_write_file(path, lambda f: picture.save(f, format="PNG"), exclusive)

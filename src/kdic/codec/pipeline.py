@@ -155,7 +155,7 @@ def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = T
     model.eval()
     height, width = image.shape[:2]
     header = Header(model.config.name, weights_digest(model)[:DIGEST_BYTES], width, height,
-                    1 if image.ndim == 2 else 3, entropy_tile, TRANSFORM_TILE)
+                    1 if image.ndim == 2 else 3, entropy_tile, TRANSFORM_TILE, float(np.float32(model.lmbda or 0.0)))
     latent = latent_size(height, width, model.padding_multiple)
     timings: dict[str, float] = {}
     streams: list[bytes] = []

@@ -17,7 +17,7 @@ from ..errors import KdicError
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-INDEX_PATH = WEIGHTS_DIR / "index.json"
+INDEX_NAME = "index.json"
 
 QUALITY_LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.013, 4: 0.025}
 DEFAULT_QUALITY = 3
@@ -45,9 +45,10 @@ def sample_image_path(name: str = "kodim23.png") -> Path:
 
 def shipped_weights() -> list[ShippedWeights]:
     """The index of shipped weights files (empty if the package ships none)."""
-    if not INDEX_PATH.is_file():
+    index = WEIGHTS_DIR / INDEX_NAME
+    if not index.is_file():
         return []
-    return [ShippedWeights(**entry) for entry in json.loads(INDEX_PATH.read_text())["weights"]]
+    return [ShippedWeights(**entry) for entry in json.loads(index.read_text())["weights"]]
 
 
 def build_weights_index() -> dict:

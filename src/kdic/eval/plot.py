@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write_file
 from .bdrate import Curve
 
 
@@ -28,7 +28,7 @@ def save_figure(fig, output: str | Path, formats: tuple[str, ...] = ("png", "svg
     base = Path(output)
     for suffix in formats:
         path = base.with_suffix(f".{suffix}")
-        atomic_write(path, lambda tmp, suffix=suffix: fig.savefig(tmp, format=suffix, metadata=_NO_DATE.get(suffix)))
+        atomic_write_file(path, lambda f, suffix=suffix: fig.savefig(f, format=suffix, metadata=_NO_DATE.get(suffix)))
         written.append(path)
     pyplot().close(fig)
     return written
