@@ -257,3 +257,53 @@ def test_fuzz_3000_files_decode_exactly_or_fail_with_one_line_in_bounded_memory(
     assert outcomes["refused"] > 2000 and outcomes["decoded exactly"] > 0  # flips in CRC-free spots are rare
     assert outcomes["seconds"] < 30, outcomes
     assert outcomes["peak_rss_mb"] < 400, outcomes
+
+
+def test_cli_codes_a_rotated_photo_upright_and_a_gray_png_as_gray(tmp_path, crop, capsys):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a portrait phone photo stored sideways
+    Image.fromarray(crop).save(tmp_path / "portrait.jpg", quality=95, exif=exif)
+    Image.fromarray(crop[..., 1]).save(tmp_path / "gray.png")
+    weights = tmp_path / "w.safetensors"
+    torch.manual_seed(0)
+    kdic.save(kdic.build_model("kdic-tiny"), weights)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["compress", str(tmp_path / "portrait.jpg"), str(tmp_path / "gray.png"), "-o", str(out),
+                 "--weights", str(weights), "--verbose", "--quiet"]) == 0
+    assert "EXIF orientation 6 applied" not in capsys.readouterr().err  # --quiet silences notes too
+    assert main(["compress", str(tmp_path / "portrait.jpg"), "-o", str(tmp_path / "p.kdic"),
+                 "--weights", str(weights), "--verbose"]) == 0
+    assert "portrait.jpg: EXIF orientation 6 applied (rotated 90 degrees clockwise)" in capsys.readouterr().err
+    assert main(["decompress", str(out), "-o", str(out), "--weights", str(weights), "--quiet"]) == 0
+    with Image.open(out / "portrait.png") as upright, Image.open(out / "gray.png") as gray:
+        assert upright.size == (crop.shape[0], crop.shape[1]) and upright.mode == "RGB"
+        assert gray.size == (crop.shape[1], crop.shape[0]) and gray.mode == "L"
+
+
+def test_big_photo_codes_in_bounded_memory():
+    """2560 x 1600 (4 MP, 6 transform tiles, 2 entropy tiles) in a fresh process: decoded equals the
+    encoder's reconstruction and the peak stays at what one transform tile needs, not the image."""
+    code = """if True:
+        import json, sys
+        sys.path.insert(0, "scripts")
+        from big_image_memory import mosaic
+        import numpy as np
+        from kdic.checkpoint import load
+        from kdic.codec import decode_bytes, encode_image
+        from kdic.data import bundled_weights
+        from tests.test_bitstream_hardening import peak_rss_mb
+        model = load(bundled_weights("student", 3))
+        image = mosaic(2560, 1600)
+        data, reconstruction, report = encode_image(model, image, estimate=False)
+        decoded, _ = decode_bytes(model, data)
+        print(json.dumps({"equal": bool(np.array_equal(decoded, reconstruction)), "peak_mb": peak_rss_mb(),
+                          "bpp": report.bits_per_pixel}))
+    """
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["equal"] and 0.05 < result["bpp"] < 2
+    assert result["peak_mb"] < 1400, result  # one 1280 x 1280 tile's activations; the whole image would need ~3 GB

@@ -55,7 +55,7 @@ def test_construction_reproduces_the_student_presets():
 
 
 def test_teacher_init_copies_kept_blocks_and_leading_channels(teacher):
-    module, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("smodi"), 20, 0.013, teacher_init=True)
+    module, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("smodi"), 20, teacher_init=True)
     student = module.student
     t_w = teacher.g_a.stages[1].blocks[1].ffn.project_in.weight
     s_w = student.g_a.stages[1].blocks[1].ffn.project_in.weight
@@ -65,11 +65,11 @@ def test_teacher_init_copies_kept_blocks_and_leading_channels(teacher):
 
 def test_prune_finetune_always_starts_from_the_teacher(teacher):
     """The control strategy asks for teacher initialisation itself; vanilla never gets it."""
-    pruned, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("prune-finetune"), 4, 0.013)
+    pruned, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("prune-finetune"), 4)
     t_w = teacher.g_a.stages[1].blocks[1].ffn.project_in.weight
     s_w = pruned.student.g_a.stages[1].blocks[1].ffn.project_in.weight
     assert torch.equal(s_w, t_w[: s_w.shape[0], : s_w.shape[1]])
-    scratch, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("vanilla"), 4, 0.013, teacher_init=True)
+    scratch, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("vanilla"), 4, teacher_init=True)
     assert not torch.equal(scratch.student.g_a.stages[1].blocks[1].ffn.project_in.weight, t_w[: s_w.shape[0], : s_w.shape[1]])
     with pytest.raises(ConfigError, match="teacher_init needs uses_teacher"):
         strategy_from_dict({"name": "x", "uses_teacher": False, "teacher_init": True,
@@ -80,7 +80,7 @@ def test_prune_finetune_always_starts_from_the_teacher(teacher):
 def test_each_strategy_moves_only_the_intended_weights(teacher, strategy):
     teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
     spec = load_strategy(strategy)
-    module, phases = build_distillation(teacher, get_config("kdic-tiny"), spec, 4 * len(spec.phases), 0.013)
+    module, phases = build_distillation(teacher, get_config("kdic-tiny"), spec, 4 * len(spec.phases))
     sampler = CropSampler(SAMPLES, 64, seed=0)
     for phase in phases:
         before = {k: v.clone() for k, v in module.state_dict().items()}
@@ -123,7 +123,7 @@ def test_cross_architecture_pair_runs(teacher):
     encoder = tuple(replace(s, block="s2c-conv") for s in student.transform.encoder)
     student = replace(student, name="conv-tiny", transform=replace(student.transform, encoder=encoder,
                                                                    decoder=tuple(reversed(encoder))))
-    module, phases = build_distillation(teacher, student, load_strategy("smodi"), 9, 0.013)
+    module, phases = build_distillation(teacher, student, load_strategy("smodi"), 9)
     sampler = CropSampler(SAMPLES, 64, seed=0)
     summary = Trainer(module, phases, CONFIG, None, sampler, quiet=True).run()
     assert summary["global_step"] == 9
@@ -174,7 +174,7 @@ def test_assembly_folds_adapters_into_the_next_stage(teacher):
 
 def test_teacher_init_adapters_select_the_kept_channels(teacher):
     """With --teacher-init the hybrid starts as the pruned teacher: adapters embed/select channels."""
-    module, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("smodi"), 90, 0.013,
+    module, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("smodi"), 90,
                                    teacher_init=True)
     h = torch.randn(1, 16, 8, 8)
     embedded = module.adapters["stage1_out"](h)

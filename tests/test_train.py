@@ -25,7 +25,7 @@ def _trainer(run_dir: Path, trainable=("",)) -> tuple[torch.nn.Module, Trainer]:
     torch.manual_seed(0)
     model = build_model("kdic-tiny")
     sampler = CropSampler(SAMPLES, CONFIG.crop, seed=0)
-    return model, Trainer(model, [rd_phase("p", CONFIG.steps, list(trainable), CONFIG.lmbda)], CONFIG, run_dir,
+    return model, Trainer(model, [rd_phase("p", CONFIG.steps, list(trainable))], CONFIG, run_dir,
                           sampler, quiet=True)
 
 

@@ -146,7 +146,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
             image = read_image(src, notes=notes)  # its errors name the file
         for warning in caught:
             tqdm.write(f"kdic: warning: {warning.message}", file=sys.stderr)
-        if args.verbose:
+        if args.verbose and not args.quiet:
             for note in notes:
                 tqdm.write(f"kdic: note: {src.name}: {note}", file=sys.stderr)
         try:

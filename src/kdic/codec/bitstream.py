@@ -24,7 +24,7 @@ import zlib
 from dataclasses import dataclass
 
 from ..errors import BitstreamError
-from ..models.config import NAME_PATTERN
+from ..models.config import MAX_LMBDA, NAME_PATTERN
 
 MAGIC = b"KDIC"
 FORMAT_VERSION = 2
@@ -32,7 +32,6 @@ READABLE_VERSIONS = (1, 2)
 DIGEST_BYTES = 8
 MAX_SIDE = 1 << 16  # pixels per side
 MAX_PIXELS = 1 << 27  # 134M pixels, e.g. 16384 x 8192: what the tiled codec holds in about 1 GB
-MAX_LMBDA = 1.0  # far above any rate point in use (the paper's range ends at 0.05)
 MAX_STREAMS = (1 << 16) - 1  # version 2: two per entropy tile (version 1: 16 at most)
 TILE_STEP = 8  # tile sides are multiples of 8 latent units, so attention windows keep the whole-image grid
 MAX_ENTROPY_TILE = 256  # latent units a side (4096 px): bounds the entropy decoder's memory whatever a file says

@@ -5,6 +5,11 @@ pixels a side) that share the file's two range-coded streams; the transforms run
 (``TRANSFORM_TILE``, 1024 pixels) that each see a margin of ``TILE_MARGIN`` latent units of context,
 enough that tiled synthesis equals whole-image synthesis, so no seam shows. Kodak-size images are a
 single tile of both kinds.
+
+A variable-rate model codes at the lambda the caller picks; the header records it (as float32,
+covered by the content digest) and the decoder reads it from there, so both sides derive the
+per-channel gains from the same float32 value. The gains are per channel, so applying them per
+tile is the same as applying them to the whole latent.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from torch import Tensor
 
 from ..checkpoint import weights_digest
 from ..entropy import bits
-from ..errors import BitstreamError
+from ..errors import BitstreamError, ConfigError
 from ..models import LearnedImageCodec
 from .bitstream import DIGEST_BYTES, Header, pack, unpack
 
@@ -119,7 +124,7 @@ def _analyse(model: LearnedImageCodec, image: np.ndarray, box: Box, latent: tupl
 
 @torch.no_grad()
 def synthesize_image(model: LearnedImageCodec, y_hat: Tensor, height: int, width: int, channels: int,
-                     tile: int) -> np.ndarray:
+                     tile: int, lmbda: float | None = None) -> np.ndarray:
     """Decoded pixels, tile by tile (each with a margin of latent context), cropped to the image.
 
     A gray image's three reconstructed channels are averaged: the input had them equal.
@@ -128,7 +133,7 @@ def synthesize_image(model: LearnedImageCodec, y_hat: Tensor, height: int, width
     rows, cols = y_hat.shape[-2:]
     for r0, r1, c0, c1 in tile_grid((0, rows, 0, cols), tile):
         (top, bottom), (left, right) = _with_margin(r0, r1, rows), _with_margin(c0, c1, cols)
-        x_hat = model.synthesize(y_hat[..., top:bottom, left:right])
+        x_hat = model.synthesize(y_hat[..., top:bottom, left:right], lmbda)
         y0, x0 = LATENT_STRIDE * r0, LATENT_STRIDE * c0
         h, w = min(LATENT_STRIDE * (r1 - r0), height - y0), min(LATENT_STRIDE * (c1 - c0), width - x0)
         region = x_hat[..., LATENT_STRIDE * (r0 - top):, LATENT_STRIDE * (c0 - left):][..., :h, :w]
@@ -145,17 +150,40 @@ def _hash_latent(digest, y_hat: Tensor) -> None:
 
 
 @torch.no_grad()
+def coded_lmbda(model: LearnedImageCodec, lmbda: float | None) -> float | None:
+    """The lambda a variable-rate model codes at: ``lmbda`` rounded to the header's float32 (checked
+    against the model's range); None for a fixed-rate model, which refuses any ``lmbda``."""
+    model.check_lmbda(lmbda)
+    return None if lmbda is None else float(np.float32(lmbda))
+
+
+def header_rate(model: LearnedImageCodec, header: Header) -> float | None:
+    """The lambda to decode ``header`` at: the header's for a variable-rate model, none for a fixed-rate one."""
+    if not model.variable_rate:
+        return None
+    try:
+        model.check_lmbda(header.lmbda)
+    except ConfigError as exc:
+        raise BitstreamError(f"the file's {exc}") from None
+    return header.lmbda
+
+
+@torch.no_grad()
 def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = True, reconstruct: bool = True,
-                 entropy_tile: int = ENTROPY_TILE) -> tuple[bytes, np.ndarray | None, CodingReport]:
+                 entropy_tile: int = ENTROPY_TILE, lmbda: float | None = None) -> tuple[bytes, np.ndarray | None, CodingReport]:
     """Compress an (H, W, 3) or gray (H, W) uint8 image, tile by tile in bounded memory.
 
-    Returns (file bytes, the decoder's reconstruction or None, report); the rate estimate and the
-    reconstruction cost extra passes, so they are computed only when asked for.
+    ``lmbda`` is the rate point of a variable-rate model (required there, refused by fixed-rate
+    ones, whose header records the weights' own lambda). Returns (file bytes, the decoder's
+    reconstruction or None, report); the rate estimate and the reconstruction cost extra passes,
+    so they are computed only when asked for.
     """
     model.eval()
+    lmbda = coded_lmbda(model, lmbda)
     height, width = image.shape[:2]
     header = Header(model.config.name, weights_digest(model)[:DIGEST_BYTES], width, height,
-                    1 if image.ndim == 2 else 3, entropy_tile, TRANSFORM_TILE, float(np.float32(model.lmbda or 0.0)))
+                    1 if image.ndim == 2 else 3, entropy_tile, TRANSFORM_TILE,
+                    float(np.float32(lmbda if lmbda is not None else model.lmbda or 0.0)))
     latent = latent_size(height, width, model.padding_multiple)
     timings: dict[str, float] = {}
     streams: list[bytes] = []
@@ -163,7 +191,7 @@ def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = T
     y_hat = torch.empty(1, model.config.transform.latent_channels, *latent) if reconstruct else None
     estimated_bits, symbols = 0.0, 0
     for box in tile_grid((0, latent[0], 0, latent[1]), entropy_tile):
-        y = _timed(timings, "analysis transform", _analyse, model, image, box, latent)
+        y = model.scale_latent(_timed(timings, "analysis transform", _analyse, model, image, box, latent), lmbda)
         coded = _timed(timings, "entropy coding", model.latent_codec.compress, y)
         streams += coded["strings"]
         symbols += coded["symbols"]
@@ -178,7 +206,7 @@ def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = T
     reconstruction = None
     if y_hat is not None:
         reconstruction = _timed(timings, "synthesis transform", synthesize_image, model, y_hat, height, width,
-                                header.channels, TRANSFORM_TILE)
+                                header.channels, TRANSFORM_TILE, lmbda)
     return data, reconstruction, report
 
 
@@ -224,8 +252,9 @@ def decode_bytes(model: LearnedImageCodec, data: bytes) -> tuple[np.ndarray, Cod
     model.eval()
     header, streams = unpack(data)
     check_weights(header, model)
+    lmbda = header_rate(model, header)
     timings: dict[str, float] = {}
     y_hat, symbols = _timed(timings, "entropy decoding", _decode_latent, model, header, streams)
     image = _timed(timings, "synthesis transform", synthesize_image, model, y_hat, header.height, header.width,
-                   header.channels, header.transform_tile or TRANSFORM_TILE)
+                   header.channels, header.transform_tile or TRANSFORM_TILE, lmbda)
     return image, CodingReport(header.width, header.height, len(data), symbols=symbols, timings=timings)

@@ -9,44 +9,25 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load, save
+from ..errors import ConfigError
 from ..eval.metrics import estimate_rd
 from ..models import LearnedImageCodec, ModelConfig, to_dict
 from ..train.data import CropSampler, load_validation
 from ..train.distributed import init_distributed, parameters_identical_across_ranks, shutdown
 from ..train.engine import Phase, TrainConfig, Trainer
-from ..train.losses import rd_loss
+from ..train.losses import phase_loss
 from ..train.run import prepare_run_dir
 from .construct import init_from_teacher
 from .hybrid import DistillationModule
-from .strategy import PhaseSpec, Strategy
-
-
-def phase_loss(spec: PhaseSpec, lmbda: float):
-    """Loss of one phase: RD, RD + weighted feature MSE, or the explicit feature MSE alone (+ aux)."""
-
-    def loss(forward, x):
-        out = forward(x)
-        module = getattr(forward, "module", forward)
-        if spec.loss == "feature":
-            losses = {"loss": out["feature"], "feature": out["feature"]}
-        else:
-            losses = rd_loss(out, x, lmbda)
-            if spec.loss == "rd+feature":
-                losses["feature"] = out["feature"]
-                losses["loss"] = losses["loss"] + spec.feature_weight * out["feature"]
-        aux = module.aux_loss()
-        if aux is not None:
-            losses["aux"] = aux
-            losses["loss"] = losses["loss"] + aux
-        return losses
-
-    return loss
+from .strategy import Strategy
 
 
 def build_distillation(teacher: LearnedImageCodec | None, student_config: ModelConfig, strategy: Strategy,
-                       total_steps: int, lmbda: float, seed: int = 0,
+                       total_steps: int, seed: int = 0,
                        teacher_init: bool = False) -> tuple[DistillationModule, list[Phase]]:
     """The trained module (student + adapters) and its phases, before any step is taken."""
+    if student_config.variable_rate is not None or (teacher is not None and teacher.variable_rate):
+        raise ConfigError("variable-rate distillation is not supported yet; distill fixed-rate models")
     torch.manual_seed(seed)
     student = LearnedImageCodec(student_config)
     module = DistillationModule(student, teacher if strategy.uses_teacher else None)
@@ -57,7 +38,7 @@ def build_distillation(teacher: LearnedImageCodec | None, student_config: ModelC
         module.inherit(strategy.inherit)
     phases = []
     for spec, steps in zip(strategy.phases, strategy.steps(total_steps)):
-        phases.append(Phase(spec.name, steps, module.trainable_paths(spec), phase_loss(spec, lmbda),
+        phases.append(Phase(spec.name, steps, module.trainable_paths(spec), phase_loss(spec.loss, spec.feature_weight),
                             setup=lambda spec=spec: module.set_phase(spec), info=asdict(spec)))
     return module, phases
 
@@ -73,7 +54,7 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
     try:
         teacher = load(teacher_path, ctx.device) if teacher_path is not None and strategy.uses_teacher else None
         module, phases = build_distillation(teacher, student_config, strategy, train_config.steps,
-                                            train_config.lmbda, train_config.seed, teacher_init)
+                                            train_config.seed, teacher_init)
         module.to(ctx.device)
         description = {"command": "distill", "teacher": str(teacher_path), "student": to_dict(student_config),
                        "strategy": asdict(strategy), "train": asdict(train_config), "teacher_init": teacher_init,  # the strategy may ask for it too (asdict)

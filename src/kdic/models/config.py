@@ -1,6 +1,7 @@
 """Declarative model configuration: every width, depth and expansion is a value, never code.
 
-A model is ``ModelConfig(transform=TransformConfig(...), entropy=SCCTXConfig(...) | SliceConfig(...))``.
+A model is ``ModelConfig(transform=TransformConfig(...), entropy=SCCTXConfig(...) | SliceConfig(...))``,
+optionally ``variable_rate=VariableRateConfig(...)`` for one set of weights covering a lambda range.
 Configs are frozen dataclasses, validated on construction, and round-trip through plain dicts
 (``to_dict``/``config_from_dict``) so that a checkpoint can carry its own architecture.
 """
@@ -8,12 +9,15 @@ Configs are frozen dataclasses, validated on construction, and round-trip throug
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+import types
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from ..errors import ConfigError
 from ..layers import BLOCK_KINDS, DOWNSAMPLERS, UPSAMPLERS
+from .rate import RATE_METHODS
 
 ATTENTION_POSITIONS = ("none", "start", "after-resample", "end")
 
@@ -27,6 +31,8 @@ MAX_HEADS = 64
 MAX_WINDOW = 16  # attention window; its non-persistent index buffer grows as window**4
 MAX_GROUPS = 16  # leading SCCTX channel groups
 MAX_SLICES = 32  # TCM slices (and max_support)
+MAX_LMBDA = 1.0  # rate points (a bitstream header refuses more); the paper's range ends at 0.05
+MIN_ANCHORS, MAX_ANCHORS = 2, 16  # anchor lambdas of a variable-rate model
 MAX_DESCRIPTION = 512  # characters, printable (shown by ``kdic info``)
 # A name goes into bitstream headers and names weights files: lowercase, no path separators.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -173,6 +179,43 @@ class SliceConfig:
 
 EntropyConfig = Union[SCCTXConfig, SliceConfig]
 
+# Eight anchors, log-spaced from 0.0018 to 0.1 (ratio ~1.78, as dense as the paper's six points
+# 0.0018..0.0483, whose ratio is ~1.9): the paper's range plus one octave more, because the
+# CPU-scale presets need lambda ~0.1 to reach ~0.8 bpp on Kodak (kdic-tiny at 0.025 codes ~0.5 bpp).
+DEFAULT_ANCHORS = (0.0018, 0.0032, 0.0057, 0.0101, 0.0179, 0.0318, 0.0564, 0.1)
+
+
+@dataclass(frozen=True)
+class VariableRateConfig:
+    """One set of weights for every lambda in ``[lmbdas[0], lmbdas[-1]]``.
+
+    ``lmbdas`` are the anchors the rate adaptation learns a state for (sorted, positive); any
+    lambda between two anchors is interpolated. ``method`` names a ``kdic.models.rate`` module
+    (``"gain"``: Cui et al.'s gain units).
+    """
+
+    lmbdas: tuple[float, ...] = DEFAULT_ANCHORS
+    method: str = "gain"
+
+    def __post_init__(self) -> None:
+        _require(self.method in RATE_METHODS, f"unknown rate method {self.method!r}; known: {', '.join(RATE_METHODS)}")
+        _in_range("number of anchor lambdas", len(self.lmbdas), MIN_ANCHORS, MAX_ANCHORS)
+        for lmbda in self.lmbdas:
+            _in_range("anchor lambda", lmbda, 0, MAX_LMBDA, open_low=True)
+        _require(all(a < b for a, b in zip(self.lmbdas, self.lmbdas[1:])),
+                 f"anchor lambdas must be strictly increasing, got {list(self.lmbdas)}")
+
+    @property
+    def range(self) -> tuple[float, float]:
+        return self.lmbdas[0], self.lmbdas[-1]
+
+    def spread(self, count: int) -> tuple[float, ...]:
+        """``count`` lambdas log-spaced over the range, both ends included (e.g. an RD curve)."""
+        low, high = self.range
+        if count == 1:
+            return (math.sqrt(low * high),)
+        return tuple(float(low * (high / low) ** (i / (count - 1))) for i in range(count))
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -182,6 +225,7 @@ class ModelConfig:
     transform: TransformConfig
     entropy: EntropyConfig = field(default_factory=SCCTXConfig)
     description: str = ""
+    variable_rate: VariableRateConfig | None = None  # None: one lambda per weights file
 
     def __post_init__(self) -> None:
         _require(NAME_PATTERN.fullmatch(self.name) is not None,
@@ -203,19 +247,33 @@ class ModelConfig:
         return (*self.entropy.groups, self.transform.latent_channels - sum(self.entropy.groups))
 
 
+# Optional parts added after weights files were shipped: left out of ``to_dict`` while unset, so a
+# config that does not use them describes itself exactly as it did before they existed.
+OPTIONAL_FIELDS = ("variable_rate",)
+
+
 def to_dict(config: Any) -> dict[str, Any]:
-    """Plain-JSON form of a config (tuples become lists)."""
-    return dataclasses.asdict(config)
+    """Plain-JSON form of a config (tuples become lists; unset optional parts left out)."""
+    data = dataclasses.asdict(config)
+    if isinstance(config, ModelConfig):
+        for name in OPTIONAL_FIELDS:
+            if data[name] is None:
+                del data[name]
+    return data
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
-    if origin is Union:
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None
         options = [t for t in get_args(tp) if dataclasses.is_dataclass(t)]
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        if len(options) == 1:  # an optional part, not a choice of kinds
+            return _build(options[0], value, where)
         kinds = {get_type_hints(t)["kind"].__args__[0]: t for t in options}
         kind = value.get("kind")
         if not isinstance(kind, str) or kind not in kinds:

@@ -13,8 +13,10 @@ from torch import Tensor, nn
 from ..entropy import SCCTXLatentCodec, SliceLatentCodec
 from ..entropy.coder import fixed_threads
 from ..entropy.latent import HYPER_STRIDE
+from ..errors import ConfigError
 from ..layers import AttentionBlock, make_block, resampler
 from .config import ModelConfig, SCCTXConfig, StageConfig
+from .rate import RATE_METHODS
 
 
 class Stage(nn.Module):
@@ -82,7 +84,9 @@ class LearnedImageCodec(nn.Module):
     """Learned image codec built from a ``ModelConfig``.
 
     ``forward(x)`` expects x in [0, 1] with height and width multiples of ``padding_multiple``
-    and returns ``{"x_hat", "likelihoods": {"y", "z"}}``.
+    and returns ``{"x_hat", "likelihoods": {"y", "z"}}``. A variable-rate model (config with
+    ``variable_rate``) has a ``rate`` module and needs ``lmbda`` in ``forward``, ``compress`` and
+    ``decompress``; a fixed-rate one codes at the lambda it was trained for and takes none.
     """
 
     padding_multiple = 64  # 16 (g_a) x 4 (h_a)
@@ -101,6 +105,34 @@ class LearnedImageCodec(nn.Module):
             Stage(cfg, dec_in[i], t.up, (t.image_projection, 3) if i == 2 else None)
             for i, cfg in enumerate(t.decoder)])
         self.latent_codec = build_latent_codec(config)
+        vr = config.variable_rate
+        self.rate = RATE_METHODS[vr.method](t.latent_channels, vr.lmbdas) if vr is not None else None
+
+    @property
+    def variable_rate(self) -> bool:
+        return self.rate is not None
+
+    def check_lmbda(self, lmbda: float | None) -> None:
+        """A variable-rate model needs a lambda in its range; a fixed-rate one refuses any."""
+        if self.rate is None:
+            if lmbda is not None:
+                raise ConfigError(f"model {self.config.name!r} is fixed-rate (trained for lambda {self.lmbda}); "
+                                  "it takes no lambda")
+            return
+        if lmbda is None:
+            low, high = self.rate.range
+            raise ConfigError(f"model {self.config.name!r} is variable-rate: pass a lambda from {low:g} to {high:g}")
+        self.rate.check(lmbda)
+
+    def scale_latent(self, y: Tensor, lmbda: float | None) -> Tensor:
+        """y as the latent codec codes it (unchanged in a fixed-rate model)."""
+        self.check_lmbda(lmbda)
+        return y if self.rate is None else self.rate.scale_latent(y, lmbda)
+
+    def unscale_latent(self, y_hat: Tensor, lmbda: float | None) -> Tensor:
+        """Decoded latent as g_s reads it (unchanged in a fixed-rate model)."""
+        self.check_lmbda(lmbda)
+        return y_hat if self.rate is None else self.rate.unscale_latent(y_hat, lmbda)
 
     def stage(self, stage_index: int) -> Stage:
         """SMoDi stage 1-6 (1-3 encoder, 4-6 decoder)."""
@@ -117,35 +149,38 @@ class LearnedImageCodec(nn.Module):
             raise ValueError(f"height and width must be multiples of {self.padding_multiple}, got {h}x{w}; "
                              "pad the image first (kdic.codec pads and crops automatically)")
 
-    def forward(self, x: Tensor) -> dict:
+    def forward(self, x: Tensor, lmbda: float | None = None) -> dict:
         self.check_input(x)
-        y = self.g_a(x)
-        latent = self.latent_codec(y)
-        return {"x_hat": self.g_s(latent["y_hat"]), "likelihoods": latent["likelihoods"]}
+        self.check_lmbda(lmbda)
+        latent = self.latent_codec(self.scale_latent(self.g_a(x), lmbda))
+        return {"x_hat": self.g_s(self.unscale_latent(latent["y_hat"], lmbda)), "likelihoods": latent["likelihoods"]}
 
     @torch.no_grad()
-    def compress(self, x: Tensor) -> dict:
-        """Entropy-code a batch: ``strings`` = [y strings, z strings] (one per image), ``shape`` = z size."""
+    def compress(self, x: Tensor, lmbda: float | None = None) -> dict:
+        """Entropy-code a batch: ``strings`` = [y strings, z strings] (one per image), ``shape`` = z size;
+        ``y_hat`` is the coded latent (before the inverse gain of a variable-rate model)."""
         self.check_input(x)
-        y = self.g_a(x)
+        self.check_lmbda(lmbda)
+        y = self.scale_latent(self.g_a(x), lmbda)
         coded = [self.latent_codec.compress(y[i: i + 1]) for i in range(x.shape[0])]
         return {"strings": [[c["strings"][0] for c in coded], [c["strings"][1] for c in coded]],
                 "shape": (y.shape[-2] // HYPER_STRIDE, y.shape[-1] // HYPER_STRIDE),
                 "y_hat": torch.cat([c["y_hat"] for c in coded])}
 
     @torch.no_grad()
-    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int]) -> dict:
+    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], lmbda: float | None = None) -> dict:
         """Inverse of ``compress``; the synthesis runs single-threaded so every machine gets the same pixels."""
+        self.check_lmbda(lmbda)
         y_shape = (1, self.config.transform.latent_channels, shape[0] * HYPER_STRIDE, shape[1] * HYPER_STRIDE)
         y_hat = torch.cat([self.latent_codec.decompress([y_s, z_s], y_shape)["y_hat"]
                            for y_s, z_s in zip(strings[0], strings[1])])
-        return {"x_hat": self.synthesize(y_hat)}
+        return {"x_hat": self.synthesize(y_hat, lmbda)}
 
     @torch.no_grad()
-    def synthesize(self, y_hat: Tensor) -> Tensor:
-        """Deterministic decoder-side reconstruction in [0, 1] (fixed thread count)."""
+    def synthesize(self, y_hat: Tensor, lmbda: float | None = None) -> Tensor:
+        """Deterministic decoder-side reconstruction in [0, 1] (fixed thread count) of a coded latent."""
         with fixed_threads():
-            return self.g_s(y_hat).clamp_(0, 1)
+            return self.g_s(self.unscale_latent(y_hat, lmbda)).clamp_(0, 1)
 
     def update(self, force: bool = False) -> bool:
         """CompressAI-compatible no-op: coding tables rebuild themselves when weights change."""

@@ -1,7 +1,9 @@
 """The training engine shared by ``kdic train`` and ``kdic distill``.
 
 A run is a list of phases. Each phase names the sub-modules that train (everything else is
-frozen), how many steps it takes and how its loss is computed; it gets a fresh Adam optimizer
+frozen), how many steps it takes and how its loss is computed (at the step's lambda: the run's,
+or for a variable-rate model one drawn log-uniformly per step from a generator seeded by
+(seed, global step), so a resumed run draws the same lambdas); it gets a fresh Adam optimizer
 (the factorized prior's quantiles in their own group, trained by the aux loss in the same
 backward pass) and a step learning-rate decay. Checkpoints hold the module, the optimizer, the
 data and noise RNG states and the position (phase, step), written atomically as safetensors, so a
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as serialize
@@ -36,9 +40,13 @@ STATE_FILE = Path("checkpoints") / "state.safetensors"  # inside the run folder
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimization settings of a run (per phase, the learning rate decays at ``decay_at``)."""
+    """Optimization settings of a run (per phase, the learning rate decays at ``decay_at``).
 
-    lmbda: float
+    ``lmbda_range`` trains a variable-rate model over (low, high); ``lmbda`` is then optional and
+    only the rate point validation reports first.
+    """
+
+    lmbda: float | None
     steps: int
     batch_size: int = 8
     crop: int = 128
@@ -51,9 +59,14 @@ class TrainConfig:
     checkpoint_every: int = 200
     val_every: int = 0
     log_every: int = 10
+    lmbda_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
-        if self.lmbda <= 0 or self.steps <= 0 or self.batch_size <= 0 or self.crop < 64 or self.crop % 64:
+        if self.lmbda_range is not None and not 0 < self.lmbda_range[0] < self.lmbda_range[1]:
+            raise ConfigError(f"lmbda_range must be (low, high) with 0 < low < high, got {self.lmbda_range}")
+        if self.lmbda is None and self.lmbda_range is None:
+            raise ConfigError("need lmbda (or lmbda_range for a variable-rate model)")
+        if (self.lmbda is not None and self.lmbda <= 0) or self.steps <= 0 or self.batch_size <= 0 or self.crop < 64 or self.crop % 64:
             raise ConfigError("need lmbda > 0, steps > 0, batch_size > 0 and a crop that is a multiple of 64")
         if any(not 0 < f <= 1 for f in self.decay_at) or not 0 < self.decay_factor <= 1:
             raise ConfigError("decay_at fractions must be in (0, 1] and decay_factor in (0, 1]")
@@ -61,8 +74,17 @@ class TrainConfig:
     def lr_factor(self, progress: float) -> float:
         return self.decay_factor ** sum(progress >= f for f in self.decay_at)
 
+    def lmbda_at(self, global_step: int) -> float:
+        """The lambda of a step: fixed, or log-uniform in ``lmbda_range`` from an RNG seeded by
+        (seed, step), so it depends on nothing but the step (exact resume, same on every rank)."""
+        if self.lmbda_range is None:
+            return self.lmbda
+        low, high = self.lmbda_range
+        u = np.random.default_rng([self.seed, global_step]).random()
+        return float(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
 
-LossFn = Callable[[nn.Module, Tensor], dict[str, Tensor]]
+
+LossFn = Callable[[nn.Module, Tensor, float], dict[str, Tensor]]  # (module, batch, lambda) -> losses
 
 
 @dataclass
@@ -154,7 +176,8 @@ class Trainer:
         return meta["phase"], meta["phase_step"], (_optimizer_state(optim, meta["param_groups"]) if meta["param_groups"] else None)
 
     # -- logging -----------------------------------------------------------------------------
-    LOG_FIELDS = ("global_step", "phase", "kind", "loss", "rd", "bpp", "mse", "psnr", "feature", "aux", "lr", "seconds")
+    LOG_FIELDS = ("global_step", "phase", "kind", "loss", "rd", "bpp", "mse", "psnr", "feature", "aux", "lr", "seconds",
+                  "lmbda")
 
     def _tensorboard_writer(self):
         """A SummaryWriter into the run folder when the optional tensorboard package is installed."""
@@ -241,7 +264,8 @@ class Trainer:
                 started = time.perf_counter()
                 optimizer.param_groups[0]["lr"] = cfg.lr * cfg.lr_factor(step / phase.steps)
                 x = self.sampler.batch(cfg.batch_size).to(self.ctx.device)
-                losses = phase.loss(forward, x)
+                lmbda = cfg.lmbda_at(self.global_step)
+                losses = phase.loss(forward, x, lmbda)
                 optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 if cfg.grad_clip > 0:
@@ -253,7 +277,8 @@ class Trainer:
                     if "mse" in row:
                         row["psnr"] = psnr(row["mse"])
                     self._log({"global_step": self.global_step, "phase": phase.name, "kind": "train", **row,
-                               "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started})
+                               "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
+                               "lmbda": lmbda})
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                 if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < phase.steps:
                     self.save_state(phase_index, step + 1, optimizer)

@@ -1,11 +1,15 @@
-"""Rate-distortion loss: R + lambda * 255^2 * MSE, with x in [0, 1] (CompressAI's convention)."""
+"""Rate-distortion loss: R + lambda * 255^2 * MSE, with x in [0, 1] (CompressAI's convention),
+and the phase losses built on it, shared by ``kdic train`` and ``kdic distill``."""
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+LOSS_KINDS = ("rd", "rd+feature", "feature")
 
 
 def rate_bpp(likelihoods: dict[str, Tensor], num_pixels: int) -> Tensor:
@@ -24,3 +28,31 @@ def rd_loss(out: dict, x: Tensor, lmbda: float) -> dict[str, Tensor]:
 
 def psnr(mse: float, peak: float = 1.0) -> float:
     return 10 * math.log10(peak**2 / mse) if mse > 0 else float("inf")
+
+
+def phase_loss(kind: str = "rd", feature_weight: float = 0.0) -> Callable[[nn.Module, Tensor, float], dict[str, Tensor]]:
+    """Loss of one phase at the step's lambda: RD, RD + weighted feature MSE, or the explicit feature
+    MSE alone; plus the aux loss whenever the module trains its factorized prior.
+
+    A variable-rate module is run at the step's lambda; a fixed-rate one only weighs its loss with it.
+    """
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"unknown loss kind {kind!r}; known: {', '.join(LOSS_KINDS)}")
+
+    def loss(forward: nn.Module, x: Tensor, lmbda: float) -> dict[str, Tensor]:
+        module = getattr(forward, "module", forward)  # under DDP
+        out = forward(x, lmbda) if getattr(module, "variable_rate", False) else forward(x)
+        if kind == "feature":
+            losses = {"loss": out["feature"], "feature": out["feature"]}
+        else:
+            losses = rd_loss(out, x, lmbda)
+            if kind == "rd+feature":
+                losses["feature"] = out["feature"]
+                losses["loss"] = losses["loss"] + feature_weight * out["feature"]
+        aux = module.aux_loss()
+        if aux is not None:
+            losses["aux"] = aux
+            losses["loss"] = losses["loss"] + aux
+        return losses
+
+    return loss

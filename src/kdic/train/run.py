@@ -1,25 +1,26 @@
-"""``kdic train``: one model, one lambda, a run folder with everything needed to trust and resume it."""
+"""``kdic train``: one model, one lambda (or a lambda range for a variable-rate model), a run folder
+with everything needed to trust and resume it."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 import torch
 
 from ..checkpoint import load, save
-from ..errors import KdicError
+from ..errors import ConfigError, KdicError
 from ..eval.metrics import estimate_rd
 from ..fileio import atomic_write_bytes, lock_folder, remove_stale_temps
 from ..models import LearnedImageCodec, ModelConfig, to_dict
 from .data import CropSampler, load_validation
 from .distributed import DistContext, init_distributed, parameters_identical_across_ranks, shutdown
 from .engine import STATE_FILE, Phase, TrainConfig, Trainer
-from .losses import rd_loss
+from .losses import phase_loss
 
 
 def _run_output(command: list[str]) -> str:
@@ -67,17 +68,56 @@ def prepare_run_dir(run_dir: Path, description: dict, resume: bool, ctx: DistCon
     return lock
 
 
-def rd_phase(name: str, steps: int, trainable: list[str], lmbda: float, with_aux: bool = True) -> Phase:
-    """A phase supervised by the end-to-end RD loss (plus the aux loss of the factorized prior)."""
+def rd_phase(name: str, steps: int, trainable: list[str]) -> Phase:
+    """A phase supervised by the end-to-end RD loss at the step's lambda (plus the aux loss)."""
+    return Phase(name, steps, trainable, phase_loss("rd"))
 
-    def loss(forward, x):
-        losses = rd_loss(forward(x), x, lmbda)
-        if with_aux:
-            losses["aux"] = getattr(forward, "module", forward).aux_loss()
-            losses["loss"] = losses["loss"] + losses["aux"]
-        return losses
 
-    return Phase(name, steps, trainable, loss)
+VALIDATION_RATES = 3  # lambdas a variable-rate model is validated at: both ends and the middle
+
+
+def rate_config(config: ModelConfig, train_config: TrainConfig) -> TrainConfig:
+    """``train_config`` with the model's lambda range for a variable-rate model (checked)."""
+    vr = config.variable_rate
+    if vr is None:
+        if train_config.lmbda_range is not None:
+            raise ConfigError(f"{config.name} is fixed-rate: it trains at one lambda, not a range")
+        if train_config.lmbda is None:
+            raise ConfigError(f"{config.name} is fixed-rate: pass its lambda")
+        return train_config
+    if train_config.lmbda_range not in (None, vr.range):
+        raise ConfigError(f"lambda range {train_config.lmbda_range} differs from the model's {vr.range}")
+    if train_config.lmbda is not None and not vr.range[0] <= train_config.lmbda <= vr.range[1]:
+        raise ConfigError(f"lambda {train_config.lmbda} is outside the model's range {vr.range[0]:g} to {vr.range[1]:g}")
+    return replace(train_config, lmbda_range=vr.range)
+
+
+def validation_lmbdas(config: ModelConfig, train_config: TrainConfig) -> tuple[float | None, ...]:
+    """The rate points validation reports: the run's lambda first (None: the fixed-rate model's own)."""
+    vr = config.variable_rate
+    if vr is None:
+        return (None,)
+    spread = vr.spread(VALIDATION_RATES)
+    return (train_config.lmbda, *spread) if train_config.lmbda is not None else (spread[len(spread) // 2], *spread)
+
+
+def rd_validation(model: LearnedImageCodec, config: ModelConfig, train_config: TrainConfig,
+                  images: list, device) -> Callable[[], dict[str, float]]:
+    """Validation of ``model``: ``bpp``/``psnr`` at the first rate point, plus ``bpp@L``/``psnr@L`` at
+    every rate point L of a variable-rate model (to tensorboard and the summary)."""
+    rates = validation_lmbdas(config, train_config)
+
+    def validate() -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for lmbda in rates:
+            forward = model if lmbda is None else (lambda x, lmbda=lmbda: model(x, lmbda))
+            point = estimate_rd(forward, images, model.padding_multiple, device)
+            metrics = metrics or dict(point)
+            if lmbda is not None:
+                metrics.update({f"{k}@{lmbda:g}": v for k, v in point.items()})
+        return metrics
+
+    return validate
 
 
 def train(config: ModelConfig, train_config: TrainConfig, data_dir: str | Path, run_dir: str | Path,
@@ -85,8 +125,10 @@ def train(config: ModelConfig, train_config: TrainConfig, data_dir: str | Path, 
           quiet: bool = False, init_weights: str | Path | None = None) -> dict:
     """Train ``config`` from scratch, from ``init_weights`` (e.g. another lambda's model) or resume.
 
+    A variable-rate ``config`` trains over its whole lambda range (one lambda drawn per step).
     Exports ``model.safetensors`` into the run folder.
     """
+    train_config = rate_config(config, train_config)
     ctx = init_distributed()
     run_dir = Path(run_dir)
     lock = None
@@ -105,13 +147,13 @@ def train(config: ModelConfig, train_config: TrainConfig, data_dir: str | Path, 
         sampler = CropSampler(data_dir, train_config.crop, train_config.seed, ctx.rank)
         torch.manual_seed(train_config.seed + ctx.rank)
         validation = load_validation(val_dir, val_images) if val_dir and ctx.is_main else None
-        validate = (lambda: estimate_rd(model, validation, model.padding_multiple, ctx.device)) if validation else None
-        trainer = Trainer(model, [rd_phase("train", train_config.steps, [""], train_config.lmbda)], train_config,
+        validate = rd_validation(model, config, train_config, validation, ctx.device) if validation else None
+        trainer = Trainer(model, [rd_phase("train", train_config.steps, [""])], train_config,
                           run_dir, sampler, ctx, validate, quiet)
         summary = trainer.run(resume=resume)
         summary["ranks_identical"] = parameters_identical_across_ranks(model, ctx)
         if ctx.is_main:
-            save(model, run_dir / "model.safetensors", lmbda=train_config.lmbda,
+            save(model, run_dir / "model.safetensors", lmbda=None if config.variable_rate else train_config.lmbda,
                  extra={"run": str(run_dir), "steps": summary["global_step"]})
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
