@@ -130,6 +130,39 @@ def _print_timings(report) -> None:
     tqdm.write(f"    time {total:.3f} s: {parts}; {report.symbols} symbols")
 
 
+def _rate_choice(model, args: argparse.Namespace) -> Callable:
+    """``code(image) -> (bytes, reconstruction, report, note)`` at the rate ``--lmbda``/``--target-*`` ask
+    for: a variable-rate model needs one of them, a fixed-rate one codes at its own lambda only."""
+    from .codec import encode_image
+    from .codec.target import TARGETS, code_at_target
+
+    targets = {"bpp": args.target_bpp, "psnr": args.target_psnr}
+    asked = [f"--target-{k}" for k, v in targets.items() if v is not None] + (["--lmbda"] if args.lmbda is not None else [])
+    if len(asked) > 1:
+        raise KdicError(f"{' and '.join(asked)} each set the rate; pass one")
+    if not model.variable_rate:
+        if asked:
+            raise KdicError(f"{asked[0]} needs variable-rate weights; {model.config.name} is fixed-rate "
+                            f"(lambda {model.lmbda}): pick --quality or other --weights")
+        return lambda image: (*encode_image(model, image), "")
+    low, high = model.rate.range
+    if not asked:
+        raise KdicError(f"variable-rate weights: pass --lmbda (from {low:g} to {high:g}), --target-bpp or --target-psnr")
+    if args.lmbda is not None:
+        model.check_lmbda(args.lmbda)  # refused once, before any image is read
+        return lambda image: (*encode_image(model, image, lmbda=args.lmbda), f", lambda {args.lmbda:g}")
+    metric, target = next((k, v) for k, v in targets.items() if v is not None)
+
+    def code(image):
+        r = code_at_target(model, image, metric, target, args.max_passes, reconstruct=True)
+        unit = TARGETS[metric].unit
+        verdict = "" if r.met else f", cannot reach {target:g} {unit} within lambda {low:g} to {high:g}"
+        return (r.data, r.reconstruction, r.report,
+                f", lambda {r.lmbda:.5g} ({r.passes} coding passes for {target:g} {unit}: {r.value:.4f}{verdict})")
+
+    return code
+
+
 def _cmd_compress(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -138,6 +171,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
     pairs = _plan(args.inputs, args.output, IMAGE_SUFFIXES, KDIC_SUFFIX, args.force)
     model = _encoder_model(args)
+    code = _rate_choice(model, args)
 
     def compress(src: Path, dst: Path) -> None:
         notes: list[str] = []
@@ -150,15 +184,16 @@ def _cmd_compress(args: argparse.Namespace) -> int:
             for note in notes:
                 tqdm.write(f"kdic: note: {src.name}: {note}", file=sys.stderr)
         try:
-            data, reconstruction, report = encode_image(model, image)
+            data, reconstruction, report, rate = code(image)
         except KdicError as exc:
             raise KdicError(f"{src}: {exc}") from None
         _create(dst, lambda: atomic_write_bytes(dst, data, exclusive=not args.force))
         if not args.quiet:
             mse = np.mean((reconstruction.astype(np.float64) - image.astype(np.float64)) ** 2)
             psnr = 10 * np.log10(255**2 / mse) if mse > 0 else float("inf")
-            tqdm.write(f"{src.name} -> {dst}: {report.num_bytes} bytes, {report.bits_per_pixel:.4f} bpp "
-                       f"(estimate {report.estimated_bits_per_pixel:.4f}), PSNR {psnr:.2f} dB")
+            estimate = report.estimated_bits_per_pixel
+            tqdm.write(f"{src.name} -> {dst}: {report.num_bytes} bytes, {report.bits_per_pixel:.4f} bpp"
+                       f"{'' if estimate is None else f' (estimate {estimate:.4f})'}, PSNR {psnr:.2f} dB{rate}")
             if args.verbose:
                 _print_timings(report)
 
@@ -238,7 +273,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     config = metadata["config"]
     print(f"file:          {args.file}")
     print(f"model:         {config['name']} ({config['description']})")
-    print(f"lambda:        {metadata['lmbda']}")
+    vr = config.get("variable_rate")
+    if vr is not None:
+        lmbdas = vr["lmbdas"]
+        print(f"lambda:        {lmbdas[0]:g} to {lmbdas[-1]:g} (variable rate: {vr['method']}, "
+              f"{len(lmbdas)} anchors {', '.join(f'{v:g}' for v in lmbdas)})")
+    else:
+        print(f"lambda:        {metadata['lmbda']}")
     print(f"kdic version:  {metadata['kdic_version']}")
     return 0
 
@@ -254,12 +295,12 @@ def _model_config(spec: str):
     return get_config(spec)
 
 
-def _train_config(args: argparse.Namespace):
+def _train_config(args: argparse.Namespace, lmbda_range: tuple[float, float] | None = None):
     from .train.engine import TrainConfig
 
     return TrainConfig(lmbda=args.lmbda, steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                        decay_at=tuple(args.decay_at), seed=args.seed, checkpoint_every=args.checkpoint_every,
-                       val_every=args.val_every)
+                       val_every=args.val_every, lmbda_range=lmbda_range)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -273,12 +314,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from .checkpoint import read_config
 
         config = read_config(args.init)
-    summary = train(config, _train_config(args), args.data, args.run_dir, args.val,
+    if args.variable_rate or args.lmbdas:
+        from .models import with_variable_rate
+
+        config = with_variable_rate(config, tuple(args.lmbdas) if args.lmbdas else None)
+    if args.lmbda is None and config.variable_rate is None:
+        raise KdicError("pass --lmbda (or --variable-rate to train one model for a range of lambdas)")
+    vr = config.variable_rate
+    summary = train(config, _train_config(args, vr.range if vr else None), args.data, args.run_dir, args.val,
                     args.val_images, args.resume, args.quiet, args.init)
     if not args.quiet and summary.get("validation"):  # only rank 0 validates
         v = summary["validation"]
-        print(f"done: {summary['global_step']} steps; validation bpp {v['bpp']:.4f}, PSNR {v['psnr']:.2f} dB; "
-              f"weights in {Path(args.run_dir) / 'model.safetensors'}")
+        points = "; ".join(f"lambda {k[4:]}: {v[k]:.4f} bpp, {v['psnr' + k[3:]]:.2f} dB" for k in v if k.startswith("bpp@"))
+        print(f"done: {summary['global_step']} steps; validation bpp {v['bpp']:.4f}, PSNR {v['psnr']:.2f} dB"
+              f"{f' ({points})' if points else ''}; weights in {Path(args.run_dir) / 'model.safetensors'}")
     return 0
 
 
@@ -343,20 +392,23 @@ def _write_json(data: dict, path: str | Path) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .eval.rd import evaluate_weights
+    from .eval.rd import DEFAULT_RATES, evaluate_weights
     from .train.data import load_validation
 
     images = load_validation(args.data, args.limit)
     bitstreams = Path(args.bitstreams) if args.bitstreams else None
     if bitstreams is not None and not bitstreams.is_dir():
         raise KdicError(f"bitstream folder {bitstreams} does not exist")
-    result = evaluate_weights(args.weights, images, args.name, Path(args.data).name, bitstreams, args.quiet)
+    if args.lmbdas and args.rates:
+        raise KdicError("--lmbdas and --rates both pick the rate points of variable-rate weights; pass one")
+    rates = tuple(args.lmbdas) if args.lmbdas else args.rates or DEFAULT_RATES
+    result = evaluate_weights(args.weights, images, args.name, Path(args.data).name, bitstreams, args.quiet, rates)
     _write_json(result, args.output)
     if not args.quiet:
         r = result["results"]
         for i, bpp in enumerate(r["bpp"]):
             ms = r["ms-ssim-rgb"][i]
-            print(f"{result['meta']['weights'][i]}: {bpp:.4f} bpp (estimate {r['estimated_bpp'][i]:.4f}), "
+            print(f"{result['meta']['weights'][i]} (lambda {result['meta']['lmbda'][i]}): {bpp:.4f} bpp (estimate {r['estimated_bpp'][i]:.4f}), "
                   f"PSNR {r['psnr-rgb'][i]:.2f} dB, MS-SSIM {'-' if ms is None else f'{ms:.4f}'}, "
                   f"encode {r['encoding_time'][i]:.3f} s, decode {r['decoding_time'][i]:.3f} s")
         print(f"results written to {args.output}")
@@ -520,6 +572,13 @@ def build_parser() -> argparse.ArgumentParser:
                                            "kdic-tiny), 'teacher' (s2c-hybrid-tiny), or a preset name")
     compress.add_argument("--quality", type=int, choices=[1, 2, 3, 4],
                           help="rate point of the shipped weights: lambda 0.0035, 0.0067, 0.013 (default), 0.025")
+    compress.add_argument("--lmbda", type=float, help="rate point of variable-rate --weights: any lambda in their "
+                                                      "range (kdic info shows it)")
+    compress.add_argument("--target-bpp", type=float, help="variable-rate --weights: per image, the lambda whose file "
+                                                           "is at most this many bits per pixel (bisection)")
+    compress.add_argument("--target-psnr", type=float, help="variable-rate --weights: per image, the lambda whose "
+                                                            "decoded PSNR is at least this (dB)")
+    compress.add_argument("--max-passes", type=int, default=12, help="coding passes a --target search may take")
     compress.set_defaults(func=_cmd_compress)
 
     decompress = sub.add_parser("decompress", help=".kdic bitstreams to PNG")
@@ -529,7 +588,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model (works under torchrun for DDP)")
     train.add_argument("--model", help="preset name or model-config JSON file (default: the --init model's)")
     train.add_argument("--init", help="start from these weights (e.g. fine-tune another lambda from a trained model)")
-    add_training_args(train)
+    add_training_args(train, lmbda_required=False)
+    train.add_argument("--variable-rate", action="store_true",
+                       help="one model for a range of lambdas (gain units; lambda drawn per step): the preset's "
+                            "'-vr' variant; --lmbda is then optional, the rate point validation reports first")
+    train.add_argument("--lmbdas", type=float, nargs="+", metavar="L",
+                       help="anchor lambdas of --variable-rate, increasing (default: 8 from 0.0018 to 0.1)")
     train.set_defaults(func=_cmd_train)
 
     distill = sub.add_parser("distill", help="distill a student from a teacher checkpoint (SMoDi and ablations)")
@@ -546,7 +610,12 @@ def build_parser() -> argparse.ArgumentParser:
     distill.set_defaults(func=_cmd_distill)
 
     ev = sub.add_parser("eval", help="real-bitstream RD evaluation of checkpoints (one curve), CompressAI JSON")
-    ev.add_argument("--weights", nargs="+", required=True, help="weights files, one per rate point")
+    ev.add_argument("--weights", nargs="+", required=True,
+                    help="weights files: one per rate point, or variable-rate ones coded at several lambdas each")
+    ev.add_argument("--lmbdas", type=float, nargs="+", metavar="L", help="rate points of variable-rate weights")
+    ev.add_argument("--rates", type=int,
+                    help="variable-rate weights without --lmbdas: this many lambdas log-spaced over their range "
+                         "(default 8)")
     ev.add_argument("--data", required=True, help="image folder, e.g. ../shared/data/kodak")
     ev.add_argument("-o", "--output", required=True, help="results JSON to write")
     ev.add_argument("--name", help="curve name (default: the model name)")

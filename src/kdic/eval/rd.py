@@ -19,12 +19,17 @@ from .metrics import ms_ssim_uint8, psnr_uint8
 POINT_KEYS = ("bpp", "estimated_bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
 
 
-def evaluate_model(model, images: list[tuple[str, np.ndarray]], bitstream_dir: Path, quiet: bool = False) -> dict:
-    """One rate point: every image compressed to a file, read back, decoded and measured."""
+DEFAULT_RATES = 8  # rate points of a variable-rate weights file when none are named
+
+
+def evaluate_model(model, images: list[tuple[str, np.ndarray]], bitstream_dir: Path, quiet: bool = False,
+                   lmbda: float | None = None) -> dict:
+    """One rate point (``lmbda`` of a variable-rate model): every image compressed to a file, read
+    back, decoded (at the lambda its header records) and measured."""
     rows = []
     for name, image in tqdm(images, desc=model.config.name, disable=quiet, leave=False, unit="image"):
         start = time.perf_counter()
-        data, _, report = encode_image(model, image)
+        data, _, report = encode_image(model, image, lmbda=lmbda)
         encode_seconds = time.perf_counter() - start
         path = bitstream_dir / (Path(name).stem + ".kdic")
         path.write_bytes(data)
@@ -45,19 +50,34 @@ def _mean(values: list) -> float | None:
     return float(np.mean(present)) if present else None
 
 
+def rate_points(model, rates: tuple[float, ...] | int) -> tuple[float | None, ...]:
+    """The lambdas to code ``model`` at: its own (None) if fixed-rate; for a variable-rate model the
+    given lambdas, or that many log-spaced over its range."""
+    if not model.variable_rate:
+        return (None,)
+    lmbdas = model.config.variable_rate.spread(rates) if isinstance(rates, int) else rates
+    for lmbda in lmbdas:
+        model.check_lmbda(lmbda)
+    return lmbdas
+
+
 def evaluate_weights(weights: list[str | Path], images: list[tuple[str, np.ndarray]], name: str | None = None,
-                     dataset: str = "", bitstream_root: Path | None = None, quiet: bool = False) -> dict:
-    """A CompressAI-format RD curve: one point per weights file, sorted by rate."""
+                     dataset: str = "", bitstream_root: Path | None = None, quiet: bool = False,
+                     rates: tuple[float, ...] | int = DEFAULT_RATES) -> dict:
+    """A CompressAI-format RD curve, sorted by rate: one point per fixed-rate weights file and one
+    per lambda of ``rates`` (see ``rate_points``) of a variable-rate one."""
     points = []
     with tempfile.TemporaryDirectory() as scratch:
         for index, path in enumerate(weights):
             model = load(path)
-            folder = (bitstream_root or Path(scratch)) / f"{index:02d}-{model.config.name}"
-            folder.mkdir(parents=True, exist_ok=True)
-            point = evaluate_model(model, images, folder, quiet)
-            point.update(weights=str(path), lmbda=model.lmbda, model=model.config.name,
-                         weights_digest=weights_digest(model).hex()[:16])
-            points.append(point)
+            for lmbda in rate_points(model, rates):
+                suffix = "" if lmbda is None else f"-lambda{lmbda:.5g}"
+                folder = (bitstream_root or Path(scratch)) / f"{index:02d}-{model.config.name}{suffix}"
+                folder.mkdir(parents=True, exist_ok=True)
+                point = evaluate_model(model, images, folder, quiet, lmbda)
+                point.update(weights=str(path), lmbda=model.lmbda if lmbda is None else float(np.float32(lmbda)),
+                             model=model.config.name, weights_digest=weights_digest(model).hex()[:16])
+                points.append(point)
     points.sort(key=lambda p: p["mean"]["bpp"])
     return {
         "name": name or points[0]["model"],

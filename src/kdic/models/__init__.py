@@ -6,11 +6,12 @@ from .config import (
     SliceConfig,
     StageConfig,
     TransformConfig,
+    VariableRateConfig,
     config_from_dict,
     to_dict,
 )
 from .lic import LearnedImageCodec, Stage, Transform
-from .zoo import PAPER_COMPLEXITY, TEACHER_OF, available, get_config, register
+from .zoo import PAPER_COMPLEXITY, TEACHER_OF, available, get_config, register, with_variable_rate
 
 
 def build_model(config: ModelConfig | str) -> LearnedImageCodec:
@@ -19,5 +20,5 @@ def build_model(config: ModelConfig | str) -> LearnedImageCodec:
 
 
 __all__ = ["LearnedImageCodec", "ModelConfig", "PAPER_COMPLEXITY", "SCCTXConfig", "SliceConfig", "Stage", "StageConfig",
-           "TEACHER_OF", "Transform", "TransformConfig", "available", "build_model", "config_from_dict", "get_config",
-           "register", "to_dict"]
+           "TEACHER_OF", "Transform", "TransformConfig", "VariableRateConfig", "available", "build_model", "config_from_dict",
+           "get_config", "register", "to_dict", "with_variable_rate"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import ConfigError
-from .config import ModelConfig, SCCTXConfig, SliceConfig, StageConfig, TransformConfig
+from .config import MAX_DESCRIPTION, ModelConfig, SCCTXConfig, SliceConfig, StageConfig, TransformConfig, VariableRateConfig
 
 
 def mirrored(encoder: tuple[StageConfig, StageConfig, StageConfig], latent_channels: int, **resamplers: str) -> TransformConfig:
@@ -121,3 +121,13 @@ register(ModelConfig(
     "kdic-tiny", tiny_transform(16, (1, 2, 2), (3, 2, 2)),
     replace(SCCTX_TINY_TEACHER, context_expansion=2, aggregation_expansion=2),
     "CPU-sized KDIC student of s2c-hybrid-tiny, pruned by the paper's rule"))
+
+
+def with_variable_rate(config: ModelConfig, lmbdas: tuple[float, ...] | None = None) -> ModelConfig:
+    """The variable-rate variant of a model (named ``<name>-vr``): same transforms and entropy model,
+    plus gain units over ``lmbdas`` (default: ``DEFAULT_ANCHORS``)."""
+    vr = VariableRateConfig(lmbdas) if lmbdas else config.variable_rate or VariableRateConfig()
+    name = config.name if config.variable_rate is not None else f"{config.name}-vr"
+    description = config.description if config.variable_rate is not None else (
+        f"{config.description} (variable rate)" if config.description else "variable rate")
+    return replace(config, name=name, description=description[:MAX_DESCRIPTION], variable_rate=vr)

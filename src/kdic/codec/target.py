@@ -1,0 +1,102 @@
+"""Rate control for variable-rate models: per image, the lambda that meets a bpp or PSNR target.
+
+Bisection in log-lambda on real coding (every pass writes the actual file), since both the real
+rate and the PSNR grow with lambda. A bpp target is a budget (the result is at or under it), a
+PSNR target a floor (at or over it); the search stops when a pass lands within the target's
+tolerance, or after ``max_passes``, and returns the best pass that met the target (or, if none
+can, the end of the lambda range closest to it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..models import LearnedImageCodec
+from .pipeline import CodingReport, encode_image
+
+MAX_PASSES = 12  # 2 ends + 10 halvings: lambda to 0.4% over the default 0.0018..0.1 range
+
+
+@dataclass(frozen=True)
+class Target:
+    """A quality or rate target: how to measure a pass, and which side of the target is acceptable."""
+
+    unit: str
+    measure: Callable[[np.ndarray, np.ndarray | None, CodingReport], float]
+    budget: bool  # True: the value must stay at or under the target (rate); False: at or over it (quality)
+    tolerance: Callable[[float], float]  # how far from the target a pass may land to stop early
+    needs_reconstruction: bool
+
+    def meets(self, value: float, target: float) -> bool:
+        return value <= target if self.budget else value >= target
+
+
+def _psnr(image: np.ndarray, reconstruction: np.ndarray | None, _: CodingReport) -> float:
+    from ..eval.metrics import psnr_uint8
+
+    return psnr_uint8(reconstruction, image)
+
+
+TARGETS: dict[str, Target] = {
+    "bpp": Target("bpp", lambda image, recon, report: report.bits_per_pixel, True, lambda t: 0.005 * t, False),
+    "psnr": Target("dB", _psnr, False, lambda t: 0.02, True),
+}
+
+
+@dataclass
+class TargetResult:
+    """The chosen pass: its lambda, file, reconstruction and report; the measured value; the cost."""
+
+    lmbda: float
+    data: bytes
+    reconstruction: np.ndarray | None
+    report: CodingReport
+    value: float
+    passes: int
+    met: bool
+
+
+def code_at_target(model: LearnedImageCodec, image: np.ndarray, metric: str, target: float,
+                   max_passes: int = MAX_PASSES, reconstruct: bool = False) -> TargetResult:
+    """Code ``image`` at the lambda that meets ``target`` (``metric`` is a ``TARGETS`` key)."""
+    if metric not in TARGETS:
+        raise ConfigError(f"unknown target {metric!r}; known: {', '.join(TARGETS)}")
+    if not model.variable_rate:
+        raise ConfigError(f"a {metric} target needs variable-rate weights; {model.config.name} is fixed-rate")
+    if not (math.isfinite(target) and target > 0) or max_passes < 2:
+        raise ConfigError(f"the {metric} target must be a positive number (and at least 2 passes), got {target}")
+    spec = TARGETS[metric]
+    passes = 0
+
+    def code(log_lmbda: float) -> TargetResult:
+        nonlocal passes
+        passes += 1
+        lmbda = float(np.float32(math.exp(log_lmbda)))  # as the header records it
+        data, recon, report = encode_image(model, image, estimate=False,
+                                           reconstruct=reconstruct or spec.needs_reconstruction, lmbda=lmbda)
+        value = spec.measure(image, recon, report)
+        return TargetResult(lmbda, data, recon, report, value, passes, spec.meets(value, target))
+
+    low, high = (math.log(v) for v in model.rate.range)
+    # Bad end: where the target is hardest to meet (high lambda for a rate budget, low for a quality floor).
+    good, bad = (low, high) if spec.budget else (high, low)
+    result = code(bad)
+    if result.met:
+        return result
+    best = code(good)
+    if not best.met:
+        return best
+    while passes < max_passes and abs(best.value - target) > spec.tolerance(target):
+        middle = (good + bad) / 2
+        trial = code(middle)
+        if trial.met:
+            good, best = middle, trial
+        else:
+            bad = middle
+    best.passes = passes
+    return best
