@@ -408,7 +408,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         r = result["results"]
         for i, bpp in enumerate(r["bpp"]):
             ms = r["ms-ssim-rgb"][i]
-            print(f"{result['meta']['weights'][i]} (lambda {result['meta']['lmbda'][i]}): {bpp:.4f} bpp (estimate {r['estimated_bpp'][i]:.4f}), "
+            lmbda = result["meta"]["lmbda"][i]
+            print(f"{result['meta']['weights'][i]} (lambda {'-' if lmbda is None else f'{lmbda:.5g}'}): {bpp:.4f} bpp (estimate {r['estimated_bpp'][i]:.4f}), "
                   f"PSNR {r['psnr-rgb'][i]:.2f} dB, MS-SSIM {'-' if ms is None else f'{ms:.4f}'}, "
                   f"encode {r['encoding_time'][i]:.3f} s, decode {r['decoding_time'][i]:.3f} s")
         print(f"results written to {args.output}")
@@ -587,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model (works under torchrun for DDP)")
     train.add_argument("--model", help="preset name or model-config JSON file (default: the --init model's)")
-    train.add_argument("--init", help="start from these weights (e.g. fine-tune another lambda from a trained model)")
+    train.add_argument("--init", help="start from these weights (e.g. fine-tune another lambda from a trained model, "
+                                      "or, with --variable-rate, a variable-rate model from a fixed-rate one)")
     add_training_args(train, lmbda_required=False)
     train.add_argument("--variable-rate", action="store_true",
                        help="one model for a range of lambdas (gain units; lambda drawn per step): the preset's "

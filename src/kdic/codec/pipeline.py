@@ -231,6 +231,7 @@ def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = T
         if estimate:
             likelihoods = _timed(timings, "rate estimate", lambda: model.latent_codec(y)["likelihoods"])
             estimated_bits += float(sum(bits(lik) for lik in likelihoods.values()))
+        release_freed_memory()
     data = pack(replace(header, content_digest=digest.digest()[:DIGEST_BYTES]), streams)
     report = CodingReport(width, height, len(data), estimated_bits if estimate else None, symbols, timings)
     reconstruction = None
@@ -270,6 +271,7 @@ def _decode_latent(model: LearnedImageCodec, header: Header, streams: list[bytes
         _hash_latent(digest, decoded["y_hat"])
         y_hat[..., r0:r1, c0:c1] = decoded["y_hat"]
         symbols += decoded["symbols"]
+        release_freed_memory()
     if header.version >= 2 and digest.digest()[:DIGEST_BYTES] != header.content_digest:
         raise BitstreamError("the decoded latent does not match the encoder's: the file was made with other "
                              "weights or its header was edited")

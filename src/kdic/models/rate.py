@@ -43,10 +43,17 @@ class GainUnits(nn.Module):
     def __init__(self, latent_channels: int, lmbdas: tuple[float, ...]) -> None:
         super().__init__()
         self.lmbdas = tuple(float(v) for v in lmbdas)
-        reference = math.sqrt(self.lmbdas[0] * self.lmbdas[-1])
-        log_gain = torch.tensor([0.5 * math.log(v / reference) for v in self.lmbdas])[:, None].repeat(1, latent_channels)
-        self.log_gain = nn.Parameter(log_gain)
-        self.log_inverse_gain = nn.Parameter(-log_gain.clone())
+        self.log_gain = nn.Parameter(torch.zeros(len(self.lmbdas), latent_channels))
+        self.log_inverse_gain = nn.Parameter(torch.zeros(len(self.lmbdas), latent_channels))
+        self.centre(math.sqrt(self.lmbdas[0] * self.lmbdas[-1]))
+
+    @torch.no_grad()
+    def centre(self, reference: float) -> None:
+        """(Re-)initialise the gains to ``(lambda_k / reference)^0.5`` and their inverses: gain 1 at
+        ``reference``, so a fixed-rate model trained there starts a variable-rate one coding as it did."""
+        log_gain = torch.tensor([0.5 * math.log(v / reference) for v in self.lmbdas])[:, None]
+        self.log_gain.copy_(log_gain.expand_as(self.log_gain))
+        self.log_inverse_gain.copy_(-log_gain.expand_as(self.log_inverse_gain))
 
     @property
     def range(self) -> tuple[float, float]:

@@ -120,6 +120,21 @@ def rd_validation(model: LearnedImageCodec, config: ModelConfig, train_config: T
     return validate
 
 
+def init_from(model: LearnedImageCodec, initial: LearnedImageCodec, source: str | Path) -> None:
+    """Start ``model`` from ``initial``: the same model, or its fixed-rate version (then the gain units
+    are centred on the lambda it was trained at, so the new model first codes there as it did)."""
+    mine, theirs = model.config, initial.config
+    starts_vr = theirs.variable_rate is None and mine.variable_rate is not None
+    if theirs != mine and not (starts_vr and (theirs.transform, theirs.entropy) == (mine.transform, mine.entropy)):
+        raise KdicError(f"{source} holds a {theirs.name!r} model, not {mine.name!r} (or its fixed-rate version)")
+    model.load_state_dict(initial.state_dict(), strict=not starts_vr)
+    if starts_vr and initial.lmbda is not None:
+        low, high = model.rate.range
+        if not low <= initial.lmbda <= high:
+            raise KdicError(f"{source} was trained at lambda {initial.lmbda}, outside the range {low:g} to {high:g}")
+        model.rate.centre(initial.lmbda)
+
+
 def train(config: ModelConfig, train_config: TrainConfig, data_dir: str | Path, run_dir: str | Path,
           val_dir: str | Path | None = None, val_images: int | None = None, resume: bool = False,
           quiet: bool = False, init_weights: str | Path | None = None) -> dict:
@@ -136,10 +151,7 @@ def train(config: ModelConfig, train_config: TrainConfig, data_dir: str | Path, 
         torch.manual_seed(train_config.seed)
         model = LearnedImageCodec(config).to(ctx.device)
         if init_weights is not None:
-            initial = load(init_weights)
-            if initial.config != config:
-                raise KdicError(f"{init_weights} holds a {initial.config.name!r} model, not {config.name!r}")
-            model.load_state_dict(initial.state_dict())
+            init_from(model, load(init_weights), init_weights)
         description = {"command": "train", "model": to_dict(config), "train": asdict(train_config),
                        "init": str(init_weights) if init_weights else None,
                        "data": str(data_dir), "val": str(val_dir) if val_dir else None, "world_size": ctx.world_size}

@@ -1,0 +1,273 @@
+"""Variable rate (issue 13): gain units, one weights file coded at any lambda of its range."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import kdic
+from kdic.checkpoint import read_metadata, save
+from kdic.cli import main
+from kdic.codec import decode_bytes, encode_image, read_image, unpack
+from kdic.codec.bitstream import pack
+from kdic.codec.target import MAX_PASSES, code_at_target
+from kdic.data import WEIGHTS_DIR, sample_image_path, shipped_weights
+from kdic.errors import BitstreamError, ConfigError
+from kdic.models import LearnedImageCodec, VariableRateConfig, config_from_dict, get_config, to_dict, with_variable_rate
+from kdic.models.config import DEFAULT_ANCHORS
+from kdic.models.rate import GainUnits
+from kdic.train.data import CropSampler
+from kdic.train.engine import TrainConfig, Trainer
+from kdic.train.run import rd_phase
+
+FIXTURES = Path(__file__).parent / "fixtures" / "format1"
+SAMPLES = Path(kdic.__file__).parent / "data" / "samples"
+LOW, HIGH = DEFAULT_ANCHORS[0], DEFAULT_ANCHORS[-1]
+
+
+@pytest.fixture(scope="module")
+def model() -> LearnedImageCodec:
+    torch.manual_seed(0)
+    return LearnedImageCodec(with_variable_rate(get_config("kdic-tiny"))).eval()
+
+
+@pytest.fixture(scope="module")
+def weights(model, tmp_path_factory) -> Path:
+    return save(model, tmp_path_factory.mktemp("vr") / "vr.safetensors")
+
+
+@pytest.fixture(scope="module")
+def crop() -> np.ndarray:
+    return read_image(sample_image_path())[192:320, 320:448]  # 128 x 128, textured
+
+
+# -- config -------------------------------------------------------------------------------------
+def test_config_round_trip_and_fixed_rate_configs_unchanged():
+    config = with_variable_rate(get_config("s2c-hybrid-tiny"), (0.001, 0.01, 0.2))
+    assert config.name == "s2c-hybrid-tiny-vr" and config.variable_rate.range == (0.001, 0.2)
+    assert config_from_dict(json.loads(json.dumps(to_dict(config)))) == config
+    fixed = get_config("kdic-tiny")
+    assert "variable_rate" not in to_dict(fixed)  # existing weights files describe themselves as before
+    assert config_from_dict({**to_dict(fixed), "variable_rate": None}) == fixed
+    assert len(VariableRateConfig().lmbdas) == 8 and VariableRateConfig().range == (0.0018, 0.1)
+    for preset in ("tcm-kd", "kdic"):  # slice and SCCTX entropy models alike (on the meta device: no memory)
+        with torch.device("meta"):
+            vr = LearnedImageCodec(with_variable_rate(get_config(preset))).state_dict()
+            fixed_state = LearnedImageCodec(get_config(preset)).state_dict()
+        assert set(vr) - set(fixed_state) == {"rate.log_gain", "rate.log_inverse_gain"}
+        assert vr["rate.log_gain"].shape == (8, get_config(preset).transform.latent_channels)
+
+
+@pytest.mark.parametrize("lmbdas, method, message", [
+    ((0.01, 0.001), "gain", "strictly increasing"),
+    ((0.01, 0.01), "gain", "strictly increasing"),
+    ((0.01,), "gain", "number of anchor lambdas"),
+    (tuple(0.001 * (i + 1) for i in range(17)), "gain", "number of anchor lambdas"),
+    ((0.0, 0.01), "gain", "anchor lambda"),
+    ((0.001, math.nan), "gain", "anchor lambda"),
+    ((0.001, math.inf), "gain", "anchor lambda"),
+    ((0.001, 2.0), "gain", "anchor lambda"),
+    ((0.001, 0.01), "qvrf", "unknown rate method"),
+])
+def test_config_validation(lmbdas, method, message):
+    with pytest.raises(ConfigError, match=message):
+        VariableRateConfig(lmbdas, method)
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({**to_dict(get_config("kdic-tiny")), "variable_rate": {"lmbdas": list(lmbdas), "method": method}})
+
+
+def test_shipped_weights_and_stored_bitstreams_unchanged():
+    """Shipped files carry no variable_rate key, load as fixed-rate, and still decode their fixtures."""
+    for entry in shipped_weights():
+        assert "variable_rate" not in read_metadata(entry.path)["config"]
+    expected = json.loads((FIXTURES / "expected.json").read_text())["kodim23-crop-teacher-q1"]
+    teacher = kdic.load(WEIGHTS_DIR / expected["weights"])
+    assert not teacher.variable_rate and teacher.lmbda is not None
+    image, _ = decode_bytes(teacher, (FIXTURES / "kodim23-crop-teacher-q1.kdic").read_bytes())
+    assert hashlib.sha256(image.tobytes()).hexdigest() == expected["decoded_sha256"]
+
+
+# -- gain units ---------------------------------------------------------------------------------
+def test_interpolation_hits_the_anchors_and_is_monotone():
+    units = GainUnits(6, DEFAULT_ANCHORS)
+    with torch.no_grad():  # trained-like tables: per channel increasing gains, decreasing inverse gains
+        units.log_gain.copy_(torch.rand(8, 6).cumsum(0))
+        units.log_inverse_gain.copy_(-torch.rand(8, 6).cumsum(0))
+    for k, lmbda in enumerate(DEFAULT_ANCHORS):
+        assert torch.equal(units.gain(lmbda).flatten(), units.log_gain[k].double().exp().float())
+        assert torch.equal(units.inverse_gain(lmbda).flatten(), units.log_inverse_gain[k].double().exp().float())
+    grid = np.geomspace(LOW, HIGH, 200)
+    gains = torch.stack([units.gain(float(v)).flatten() for v in grid])
+    inverse = torch.stack([units.inverse_gain(float(v)).flatten() for v in grid])
+    assert (gains.diff(dim=0) >= 0).all() and (inverse.diff(dim=0) <= 0).all()
+    fresh = GainUnits(4, DEFAULT_ANCHORS)  # the initialisation: gain (lambda / lambda_ref)^0.5, inverse 1 / gain
+    assert torch.allclose(fresh.gain(0.01) * fresh.inverse_gain(0.01), torch.ones(1, 4, 1, 1))
+    assert torch.allclose(fresh.gain(0.04) / fresh.gain(0.01), torch.full((1, 4, 1, 1), 2.0))
+
+
+@pytest.mark.parametrize("lmbda", [0.0017, 0.11, math.nan, -1.0, True])
+def test_lambda_outside_the_range_is_refused(model, lmbda):
+    with pytest.raises(ConfigError, match="outside this model's range 0.0018 to 0.1"):
+        model.check_lmbda(lmbda)
+
+
+def test_lambda_required_by_variable_rate_and_refused_by_fixed_rate(model):
+    x = torch.rand(1, 3, 64, 64)
+    with pytest.raises(ConfigError, match="is variable-rate: pass a lambda"):
+        model(x)
+    with pytest.raises(ConfigError, match="is fixed-rate"):
+        kdic.build_model("kdic-tiny")(x, 0.013)
+    with pytest.raises(ConfigError, match="is variable-rate"):
+        encode_image(model, np.zeros((64, 64, 3), np.uint8))
+
+
+# -- coding -------------------------------------------------------------------------------------
+def test_coding_at_any_lambda_is_bit_exact_and_recorded(model):
+    image = read_image(sample_image_path())[:128, :256]
+    for lmbda in (LOW, 0.00731, HIGH):
+        data, reconstruction, _ = encode_image(model, image, lmbda=lmbda, entropy_tile=8)  # two entropy tiles
+        header, streams = unpack(data)
+        assert header.lmbda == float(np.float32(lmbda)) and len(streams) == 4
+        decoded, _ = decode_bytes(model, data)
+        assert np.array_equal(decoded, reconstruction)
+    edited = pack(replace(header, lmbda=float(np.float32(0.02))), streams)  # a different rate in the header
+    with pytest.raises(BitstreamError, match="does not match"):
+        decode_bytes(model, edited)
+    outside = pack(replace(header, lmbda=0.5), streams)
+    with pytest.raises(BitstreamError, match="outside this model's range"):
+        decode_bytes(model, outside)
+
+
+def test_rate_falls_as_lambda_falls_from_the_initialisation(model, crop):
+    """Measured: untrained gain units already order the rates (the init scales the quantization step)."""
+    sizes = [len(encode_image(model, crop, estimate=False, reconstruct=False, lmbda=v)[0])
+             for v in model.config.variable_rate.spread(6)]
+    assert sizes == sorted(sizes) and sizes[-1] > 4 * sizes[0]
+
+
+def test_target_bpp_lands_just_under_the_target(model, crop):
+    ends = [8 * len(encode_image(model, crop, estimate=False, reconstruct=False, lmbda=v)[0]) / crop[..., 0].size
+            for v in (LOW, HIGH)]
+    target = math.sqrt(ends[0] * ends[1])
+    result = code_at_target(model, crop, "bpp", target)
+    assert result.met and 0.97 * target <= result.value <= target and result.passes <= MAX_PASSES
+    assert unpack(result.data)[0].lmbda == result.lmbda
+    unreachable = code_at_target(model, crop, "bpp", ends[0] / 2)
+    assert not unreachable.met and unreachable.lmbda == float(np.float32(LOW)) and unreachable.passes == 2
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+def test_cli_compress_eval_and_info(weights, tmp_path, capsys):
+    image = tmp_path / "crop.png"
+    from kdic.codec import write_png
+
+    write_png(read_image(sample_image_path())[:64, :64], image)
+    out = tmp_path / "a.kdic"
+    assert main(["compress", str(image), "-o", str(out), "--weights", str(weights), "--lmbda", "0.02", "--quiet"]) == 0
+    assert unpack(out.read_bytes())[0].lmbda == float(np.float32(0.02))
+    capsys.readouterr()
+    assert main(["compress", str(image), "-o", str(out), "--weights", str(weights), "--lmbda", "0.2", "--force"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "outside this model's range 0.0018 to 0.1" in err
+    assert main(["compress", str(image), "-o", str(out), "--weights", str(weights), "--force"]) == 2
+    assert "pass --lmbda" in capsys.readouterr().err
+    assert main(["compress", str(image), "-o", str(out), "--lmbda", "0.02", "--force"]) == 2  # shipped: fixed-rate
+    assert "needs variable-rate weights" in capsys.readouterr().err
+    assert main(["info", str(weights)]) == 0
+    assert "0.0018 to 0.1 (variable rate" in capsys.readouterr().out
+    result = tmp_path / "curve.json"
+    assert main(["eval", "--weights", str(weights), "--data", str(tmp_path), "-o", str(result), "--quiet"]) == 0
+    curve = json.loads(result.read_text())
+    assert len(curve["results"]["bpp"]) == 8 and curve["results"]["bpp"] == sorted(curve["results"]["bpp"])
+    assert curve["meta"]["lmbda"][0] == pytest.approx(LOW) and curve["meta"]["lmbda"][-1] == pytest.approx(HIGH)
+
+
+# -- training -----------------------------------------------------------------------------------
+VR_CONFIG = TrainConfig(lmbda=None, steps=6, batch_size=2, crop=64, checkpoint_every=3, log_every=1,
+                        lmbda_range=(LOW, HIGH))
+
+
+def _vr_trainer(run_dir: Path) -> tuple[torch.nn.Module, Trainer]:
+    torch.manual_seed(0)
+    model = LearnedImageCodec(with_variable_rate(get_config("kdic-tiny")))
+    return model, Trainer(model, [rd_phase("p", VR_CONFIG.steps, [""])], VR_CONFIG, run_dir,
+                          CropSampler(SAMPLES, VR_CONFIG.crop, seed=0), quiet=True)
+
+
+def test_lambda_sampling_is_log_uniform_and_a_function_of_the_step():
+    draws = [VR_CONFIG.lmbda_at(step) for step in range(2000)]
+    assert draws[:5] == [VR_CONFIG.lmbda_at(step) for step in range(5)]
+    assert min(draws) >= LOW and max(draws) <= HIGH
+    middle = math.sqrt(LOW * HIGH)
+    assert 0.45 < np.mean([d < middle for d in draws]) < 0.55  # log-uniform: half below the geometric middle
+    assert TrainConfig(lmbda=0.013, steps=1).lmbda_at(7) == 0.013
+    with pytest.raises(ConfigError):
+        TrainConfig(lmbda=None, steps=1)
+
+
+def test_variable_rate_resume_is_exact(tmp_path):
+    reference, trainer = _vr_trainer(tmp_path / "a")
+    trainer.run()
+    model, trainer = _vr_trainer(tmp_path / "b")
+    calls = {"n": 0}
+    batch = trainer.sampler.batch
+
+    def interrupted(size):
+        calls["n"] += 1
+        if calls["n"] == 5:  # killed during step 5, after the checkpoint at step 3
+            raise KeyboardInterrupt
+        return batch(size)
+
+    trainer.sampler.batch = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    resumed, trainer = _vr_trainer(tmp_path / "b")
+    trainer.run(resume=True)
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not torch.equal(reference.rate.log_gain, LearnedImageCodec(reference.config).rate.log_gain)  # gains trained
+    logged = [row.split(",")[-1] for row in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
+    assert [float(v) for v in logged] == pytest.approx([VR_CONFIG.lmbda_at(s) for s in range(6)])
+
+
+def test_kdic_train_variable_rate_cli(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--model", "kdic-tiny", "--variable-rate", "--lmbdas", "0.002", "0.01", "0.05",
+                 "--data", str(SAMPLES), "--run-dir", str(run), "--steps", "2", "--batch-size", "1", "--crop", "64",
+                 "--val", str(SAMPLES), "--quiet"]) == 0
+    metadata = read_metadata(run / "model.safetensors")
+    assert metadata["config"]["variable_rate"]["lmbdas"] == [0.002, 0.01, 0.05] and metadata["lmbda"] is None
+    validation = json.loads((run / "summary.json").read_text())["validation"]
+    assert {"bpp@0.002", "bpp@0.01", "bpp@0.05", "psnr@0.01"} <= set(validation)
+    assert main(["train", "--model", "kdic-tiny", "--data", str(SAMPLES), "--run-dir", str(tmp_path / "r2"),
+                 "--steps", "1", "--quiet"]) == 2  # fixed-rate without --lmbda
+
+
+def test_distillation_refuses_variable_rate_models(model):
+    from kdic.distill import build_distillation, load_strategy
+
+    with pytest.raises(ConfigError, match="variable-rate distillation"):
+        build_distillation(model, get_config("kdic-tiny"), load_strategy("smodi"), 4)
+
+
+def test_variable_rate_model_starts_from_fixed_rate_weights():
+    """--init of a fixed-rate file: same weights, gain units centred on its lambda, so it codes there as before."""
+    from kdic.data import bundled_weights
+    from kdic.train.run import init_from
+
+    fixed = kdic.load(bundled_weights("student", 3))
+    vr = LearnedImageCodec(with_variable_rate(fixed.config)).eval()
+    init_from(vr, fixed, "q3")
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(vr(x, fixed.lmbda)["x_hat"], fixed(x)["x_hat"], atol=1e-6)
+        assert vr(x, 0.05)["likelihoods"]["y"].log().sum() < vr(x, 0.005)["likelihoods"]["y"].log().sum()  # more bits
+    with pytest.raises(kdic.KdicError, match="or its fixed-rate version"):
+        init_from(LearnedImageCodec(with_variable_rate(get_config("s2c-hybrid-tiny"))), fixed, "q3")
