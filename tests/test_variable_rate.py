@@ -250,11 +250,43 @@ def test_kdic_train_variable_rate_cli(tmp_path):
                  "--steps", "1", "--quiet"]) == 2  # fixed-rate without --lmbda
 
 
-def test_distillation_refuses_variable_rate_models(model):
-    from kdic.distill import build_distillation, load_strategy
+@pytest.fixture(scope="module")
+def vr_teacher() -> LearnedImageCodec:
+    torch.manual_seed(0)
+    teacher = LearnedImageCodec(with_variable_rate(get_config("s2c-hybrid-tiny"))).eval()
+    with torch.no_grad():
+        teacher.rate.log_gain.add_(0.1 * torch.randn_like(teacher.rate.log_gain))  # as if trained: not the init
+    return teacher
 
-    with pytest.raises(ConfigError, match="variable-rate distillation"):
-        build_distillation(model, get_config("kdic-tiny"), load_strategy("smodi"), 4)
+
+def test_derived_student_is_variable_rate_and_inherits_the_gain_units(vr_teacher):
+    from kdic.distill import build_distillation, derive_student, load_strategy
+
+    student = derive_student(vr_teacher.config, "kdic-tiny-vr", stage1_channels=16)
+    assert student.variable_rate == vr_teacher.config.variable_rate
+    module, _ = build_distillation(vr_teacher, student, load_strategy("smodi"), 40, teacher_init=True)
+    assert torch.equal(module.student.rate.log_gain, vr_teacher.rate.log_gain)
+    with pytest.raises(ConfigError, match="share one variable-rate config"):
+        build_distillation(vr_teacher, get_config("kdic-tiny"), load_strategy("smodi"), 40)
+
+
+@pytest.mark.parametrize("strategy", sorted(set(__import__("kdic.distill", fromlist=["x"]).available_strategies())))
+def test_every_strategy_runs_on_a_variable_rate_pair(vr_teacher, strategy):
+    """One step per phase, each at its own sampled lambda; the teacher is never touched."""
+    from kdic.distill import build_distillation, derive_student, load_strategy
+
+    teacher_before = {k: v.clone() for k, v in vr_teacher.state_dict().items()}
+    spec = load_strategy(strategy)
+    student = derive_student(vr_teacher.config, "kdic-tiny-vr", stage1_channels=16)
+    module, phases = build_distillation(vr_teacher, student, spec, 4 * len(spec.phases))
+    config = replace(VR_CONFIG, steps=1, batch_size=1)
+    for phase in phases:
+        before = {k: v.clone() for k, v in module.state_dict().items()}
+        summary = Trainer(module, [replace(phase, steps=1)], config, None, CropSampler(SAMPLES, 64, seed=0),
+                          quiet=True).run()
+        assert summary["global_step"] == 1
+        assert any(not torch.equal(v, before[k]) for k, v in module.state_dict().items()), phase.name
+    assert all(torch.equal(v, teacher_before[k]) for k, v in vr_teacher.state_dict().items())
 
 
 def test_variable_rate_model_starts_from_fixed_rate_weights():

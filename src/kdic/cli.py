@@ -344,7 +344,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     teacher_meta = read_metadata(args.teacher)
     teacher_config = read_config(args.teacher)
     lmbda = args.lmbda if args.lmbda is not None else teacher_meta.get("lmbda")
-    if lmbda is None:
+    vr = teacher_config.variable_rate
+    if lmbda is None and vr is None:
         raise KdicError(f"{args.teacher} records no lambda; pass --lmbda")
     if args.student == "derive" or (args.student is None and teacher_config.name not in TEACHER_OF.values()):
         student = derive_student(teacher_config, f"{teacher_config.name}-student", args.stage1_channels)
@@ -353,7 +354,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     else:
         student = _model_config(args.student)
     args.lmbda = lmbda
-    summary = distill(args.teacher, student, strategy, _train_config(args), args.data, args.run_dir, args.val,
+    summary = distill(args.teacher, student, strategy, _train_config(args, vr.range if vr else None), args.data, args.run_dir, args.val,
                       args.val_images, args.teacher_init, args.resume, args.quiet)
     if not args.quiet and _rank() == 0:
         v = summary.get("validation")

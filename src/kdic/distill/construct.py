@@ -23,7 +23,9 @@ def derive_student(teacher: ModelConfig, name: str, stage1_channels: int | None 
 
     ``stage1_channels`` defaults to 2/3 of the teacher's stage-1 width (rounded to a multiple of 8);
     stages 2-3 (and mirrored 4-5) keep ``round(depth * depth_scale)`` blocks (at least one);
-    ``expansions`` are the FFN expansions of encoder stages 1-3 (mirrored in the decoder).
+    ``expansions`` are the FFN expansions of encoder stages 1-3 (mirrored in the decoder). A
+    variable-rate teacher gives a variable-rate student over the same anchors (``init_from_teacher``
+    then copies its gain units, which have the latent's width).
     """
     t = teacher.transform
     if stage1_channels is None:
@@ -42,7 +44,7 @@ def derive_student(teacher: ModelConfig, name: str, stage1_channels: int | None 
     if entropy_expansion is not None and isinstance(entropy, SCCTXConfig) and entropy.style == "s2c":
         entropy = replace(entropy, context_expansion=float(entropy_expansion), aggregation_expansion=float(entropy_expansion))
     return ModelConfig(name, replace(t, encoder=encoder, decoder=decoder), entropy,  # type: ignore[arg-type]
-                       f"student of {teacher.name} by teacher-guided construction")
+                       f"student of {teacher.name} by teacher-guided construction", teacher.variable_rate)
 
 
 @torch.no_grad()

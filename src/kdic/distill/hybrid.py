@@ -5,6 +5,10 @@ in eval mode without gradients, and is only ever *read*. A teacher-hosted phase 
 with some student parts swapped in; because the teacher's latent codec must then quantize the
 training way (noise for the rate, straight-through rounding), the hybrid uses a shallow *view* of
 it whose own flags say "training", while the teacher object itself is untouched.
+
+Variable-rate pairs (teacher and student with the same ``variable_rate`` config) run every phase at
+the step's lambda: the teacher, and a hybrid hosted by it, code through the teacher's gain units,
+the student through its own.
 """
 
 from __future__ import annotations
@@ -148,6 +152,10 @@ class DistillationModule(nn.Module):
                     raise ConfigError(f"cannot inherit {part!r}: student and teacher {name} differ in shape")
                 target.load_state_dict(source.state_dict())
 
+    @property
+    def variable_rate(self) -> bool:
+        return self.student.variable_rate
+
     # -- phases ------------------------------------------------------------------------------
     def set_phase(self, spec: PhaseSpec) -> None:
         """Compose the forward pass of a phase (structure only; never touches weights)."""
@@ -204,7 +212,7 @@ class DistillationModule(nn.Module):
             return self.adapters[f"stage{k}_out"](h) if f"stage{k}_out" in self.adapters else h
         return run
 
-    def _hybrid(self, x: Tensor) -> dict:
+    def _hybrid(self, x: Tensor, lmbda: float | None) -> dict:
         swap = set(self.spec.swap)
 
         def stage(k: int, h: Tensor) -> Tensor:
@@ -213,8 +221,8 @@ class DistillationModule(nn.Module):
         h = x
         for k in (1, 2, 3):
             h = stage(k, h)
-        latent = self._latent_view(h)
-        h = latent["y_hat"]
+        latent = self._latent_view(self.teacher.scale_latent(h, lmbda))
+        h = self.teacher.unscale_latent(latent["y_hat"], lmbda)
         for k in (4, 5, 6):
             h = stage(k, h)
         return {"x_hat": h, "likelihoods": latent["likelihoods"]}
@@ -237,37 +245,39 @@ class DistillationModule(nn.Module):
         return pairs
 
     @torch.no_grad()
-    def _teacher_trace(self, x: Tensor, modules: list[nn.Module]) -> dict[int, list[tuple[Tensor, Tensor]]]:
+    def _teacher_trace(self, x: Tensor, modules: list[nn.Module],
+                       lmbda: float | None) -> dict[int, list[tuple[Tensor, Tensor]]]:
         """Inputs and outputs of ``modules`` during one (eval) teacher forward pass."""
         trace: dict[int, list[tuple[Tensor, Tensor]]] = {id(m): [] for m in modules}
         handles = [m.register_forward_hook(lambda mod, inp, out: trace[id(mod)].append((inp[0], out))) for m in modules]
         try:
-            self.teacher(x)
+            self.teacher(x, lmbda)
         finally:
             for handle in handles:
                 handle.remove()
         return trace
 
-    def _explicit_loss(self, x: Tensor) -> Tensor:
+    def _explicit_loss(self, x: Tensor, lmbda: float | None) -> Tensor:
         pairs = self._part_pairs(self.spec.train)
-        trace = self._teacher_trace(x, [t for t, _ in pairs])
+        trace = self._teacher_trace(x, [t for t, _ in pairs], lmbda)
         terms = [F.mse_loss(student(inp), out) for teacher, student in pairs for inp, out in trace[id(teacher)]]
         return torch.stack(terms).mean()
 
-    def _student_with_features(self, x: Tensor) -> dict:
+    def _student_with_features(self, x: Tensor, lmbda: float | None) -> dict:
         parts = self.spec.feature_parts
         captured: dict[int, Tensor] = {}
         handles = [self.student.stage(int(p[-1])).register_forward_hook(
             lambda mod, inp, out, k=int(p[-1]): captured.__setitem__(k, out)) for p in parts]
         try:
-            out = self.student(x)
+            out = self.student(x, lmbda)
         finally:
             for handle in handles:
                 handle.remove()
         with torch.no_grad():
             y = self.teacher.g_a.forward_stages(x)
             targets = dict(zip((1, 2, 3), y))
-            decoded = self.teacher.g_s.forward_stages(self.teacher.latent_codec(y[-1])["y_hat"])
+            y_hat = self.teacher.latent_codec(self.teacher.scale_latent(y[-1], lmbda))["y_hat"]
+            decoded = self.teacher.g_s.forward_stages(self.teacher.unscale_latent(y_hat, lmbda))
             targets.update(zip((4, 5, 6), decoded))
         terms = []
         for k, feature in captured.items():
@@ -275,16 +285,17 @@ class DistillationModule(nn.Module):
             terms.append(F.mse_loss(adapter(feature) if adapter is not None else feature, targets[k]))
         return {**out, "feature": torch.stack(terms).mean()}
 
-    def forward(self, x: Tensor) -> dict:
+    def forward(self, x: Tensor, lmbda: float | None = None) -> dict:
+        """The phase's outputs at ``lmbda`` (a variable-rate pair's rate point; None for fixed-rate)."""
         if self.spec is None:
             raise RuntimeError("call set_phase() before running a distillation module")
         if self.spec.loss == "feature":
-            return {"feature": self._explicit_loss(x)}
+            return {"feature": self._explicit_loss(x, lmbda)}
         if self.spec.host == "teacher":
-            return self._hybrid(x)
+            return self._hybrid(x, lmbda)
         if self.spec.loss == "rd+feature":
-            return self._student_with_features(x)
-        return self.student(x)
+            return self._student_with_features(x, lmbda)
+        return self.student(x, lmbda)
 
     def aux_loss(self) -> Tensor | None:
         """The student's quantile loss, when its factorized prior is being trained."""

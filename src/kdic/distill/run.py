@@ -10,13 +10,12 @@ import torch
 
 from ..checkpoint import load, save
 from ..errors import ConfigError
-from ..eval.metrics import estimate_rd
 from ..models import LearnedImageCodec, ModelConfig, to_dict
 from ..train.data import CropSampler, load_validation
 from ..train.distributed import init_distributed, parameters_identical_across_ranks, shutdown
 from ..train.engine import Phase, TrainConfig, Trainer
 from ..train.losses import phase_loss
-from ..train.run import prepare_run_dir
+from ..train.run import prepare_run_dir, rate_config, rd_validation
 from .construct import init_from_teacher
 from .hybrid import DistillationModule
 from .strategy import Strategy
@@ -26,8 +25,9 @@ def build_distillation(teacher: LearnedImageCodec | None, student_config: ModelC
                        total_steps: int, seed: int = 0,
                        teacher_init: bool = False) -> tuple[DistillationModule, list[Phase]]:
     """The trained module (student + adapters) and its phases, before any step is taken."""
-    if student_config.variable_rate is not None or (teacher is not None and teacher.variable_rate):
-        raise ConfigError("variable-rate distillation is not supported yet; distill fixed-rate models")
+    if strategy.uses_teacher and teacher.config.variable_rate != student_config.variable_rate:
+        raise ConfigError("teacher and student must both be fixed-rate or share one variable-rate config "
+                          f"({teacher.config.variable_rate} vs {student_config.variable_rate})")
     torch.manual_seed(seed)
     student = LearnedImageCodec(student_config)
     module = DistillationModule(student, teacher if strategy.uses_teacher else None)
@@ -47,7 +47,11 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
             train_config: TrainConfig, data_dir: str | Path, run_dir: str | Path, val_dir: str | Path | None = None,
             val_images: int | None = None, teacher_init: bool = False, resume: bool = False,
             quiet: bool = False) -> dict:
-    """Run every phase of ``strategy`` on ``train_config.steps`` steps; exports the student."""
+    """Run every phase of ``strategy`` on ``train_config.steps`` steps; exports the student.
+
+    A variable-rate pair trains every phase over the student's lambda range (one lambda per step).
+    """
+    train_config = rate_config(student_config, train_config)
     ctx = init_distributed()
     run_dir = Path(run_dir)
     lock = None
@@ -64,14 +68,14 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
         torch.manual_seed(train_config.seed + ctx.rank)
         validation = load_validation(val_dir, val_images) if val_dir and ctx.is_main else None
         student = module.student
-        validate = (lambda: estimate_rd(student, validation, student.padding_multiple, ctx.device)) if validation else None
+        validate = rd_validation(student, student_config, train_config, validation, ctx.device) if validation else None
         summary = Trainer(module, phases, train_config, run_dir, sampler, ctx, validate, quiet).run(resume=resume)
         module.assemble()  # a strategy that ends inside the teacher still exports a self-contained student
         summary["ranks_identical"] = parameters_identical_across_ranks(module, ctx)
         summary["strategy"] = strategy.name
         summary["phases"] = [{"name": p.name, "steps": p.steps} for p in phases]
         if ctx.is_main:
-            save(student, run_dir / "model.safetensors", lmbda=train_config.lmbda,
+            save(student, run_dir / "model.safetensors", lmbda=None if student.variable_rate else train_config.lmbda,
                  extra={"teacher": str(teacher_path), "strategy": strategy.name, "steps": summary["global_step"]})
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary

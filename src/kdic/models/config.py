@@ -179,9 +179,11 @@ class SliceConfig:
 
 EntropyConfig = Union[SCCTXConfig, SliceConfig]
 
-# Eight anchors, log-spaced from 0.0018 to 0.1 (ratio ~1.78, as dense as the paper's six points
-# 0.0018..0.0483, whose ratio is ~1.9): the paper's range plus one octave more, because the
-# CPU-scale presets need lambda ~0.1 to reach ~0.8 bpp on Kodak (kdic-tiny at 0.025 codes ~0.5 bpp).
+# Eight anchors, log-spaced from 0.0018 to 0.1 (ratio ~1.78, a little denser than the paper's six
+# points 0.0018..0.0483, ratio ~1.9): the paper's range plus about one octave, because the CPU-scale
+# presets need more lambda for the same rate. kdic-tiny codes Kodak at 0.20 bpp at lambda 0.0035 and
+# 0.50 bpp at 0.025 (results/repro/points/smodi-q*-s0.json), ~1.4x per doubling of lambda, so
+# ~0.8 bpp needs lambda ~0.07; 0.1 leaves a margin.
 DEFAULT_ANCHORS = (0.0018, 0.0032, 0.0057, 0.0101, 0.0179, 0.0318, 0.0564, 0.1)
 
 
