@@ -17,6 +17,8 @@ from kdic.train.data import CropSampler
 from kdic.train.engine import TrainConfig, Trainer
 from kdic.train.run import rd_phase
 
+from .helpers import train_killed_then_resumed
+
 SAMPLES = Path(kdic.__file__).parent / "data" / "samples"
 CONFIG = TrainConfig(lmbda=0.013, steps=8, batch_size=2, crop=64, checkpoint_every=3, log_every=1)
 
@@ -32,21 +34,7 @@ def _trainer(run_dir: Path, trainable=("",)) -> tuple[torch.nn.Module, Trainer]:
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     reference, trainer = _trainer(tmp_path / "a")
     trainer.run()
-    model, trainer = _trainer(tmp_path / "b")
-    calls = {"n": 0}
-    batch = trainer.sampler.batch
-
-    def interrupted(size):
-        calls["n"] += 1
-        if calls["n"] == 8:  # killed during step 8, after the checkpoint at step 6
-            raise KeyboardInterrupt
-        return batch(size)
-
-    trainer.sampler.batch = interrupted
-    with pytest.raises(KeyboardInterrupt):
-        trainer.run()
-    resumed, trainer = _trainer(tmp_path / "b")
-    trainer.run(resume=True)
+    resumed = train_killed_then_resumed(_trainer, tmp_path / "b", 8)  # during step 8, after the checkpoint at 6
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     steps = [line.split(",")[0] for line in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]

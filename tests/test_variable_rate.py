@@ -27,6 +27,8 @@ from kdic.train.data import CropSampler
 from kdic.train.engine import TrainConfig, Trainer
 from kdic.train.run import rd_phase
 
+from .helpers import train_killed_then_resumed
+
 FIXTURES = Path(__file__).parent / "fixtures" / "format1"
 SAMPLES = Path(kdic.__file__).parent / "data" / "samples"
 LOW, HIGH = DEFAULT_ANCHORS[0], DEFAULT_ANCHORS[-1]
@@ -215,21 +217,7 @@ def test_lambda_sampling_is_log_uniform_and_a_function_of_the_step():
 def test_variable_rate_resume_is_exact(tmp_path):
     reference, trainer = _vr_trainer(tmp_path / "a")
     trainer.run()
-    model, trainer = _vr_trainer(tmp_path / "b")
-    calls = {"n": 0}
-    batch = trainer.sampler.batch
-
-    def interrupted(size):
-        calls["n"] += 1
-        if calls["n"] == 5:  # killed during step 5, after the checkpoint at step 3
-            raise KeyboardInterrupt
-        return batch(size)
-
-    trainer.sampler.batch = interrupted
-    with pytest.raises(KeyboardInterrupt):
-        trainer.run()
-    resumed, trainer = _vr_trainer(tmp_path / "b")
-    trainer.run(resume=True)
+    resumed = train_killed_then_resumed(_vr_trainer, tmp_path / "b", 5)  # during step 5, after the checkpoint at 3
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert not torch.equal(reference.rate.log_gain, LearnedImageCodec(reference.config).rate.log_gain)  # gains trained
