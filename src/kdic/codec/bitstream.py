@@ -32,7 +32,8 @@ READABLE_VERSIONS = (1, 2)
 DIGEST_BYTES = 8
 MAX_SIDE = 1 << 16  # pixels per side
 MAX_PIXELS = 1 << 27  # 134M pixels, e.g. 16384 x 8192: what the tiled codec holds in about 1 GB
-MAX_STREAMS = (1 << 16) - 1  # version 2: two per entropy tile (version 1: 16 at most)
+MAX_STREAMS = (1 << 16) - 1  # version 2: two per entropy tile
+MAX_STREAMS_V1 = 16
 TILE_STEP = 8  # tile sides are multiples of 8 latent units, so attention windows keep the whole-image grid
 MAX_ENTROPY_TILE = 256  # latent units a side (4096 px): bounds the entropy decoder's memory whatever a file says
 MAX_TRANSFORM_TILE = 128  # latent units a side (2048 px): bounds the synthesis transform's memory
@@ -152,7 +153,7 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     except UnicodeDecodeError:
         raise BitstreamError("model id is not ASCII") from None
     header = Header(model_id, digest, width, height, **fields)
-    if not 1 <= count <= (MAX_STREAMS if version >= 2 else 16):
+    if not 1 <= count <= (MAX_STREAMS if version >= 2 else MAX_STREAMS_V1):
         raise BitstreamError(f"invalid stream count {count}")
     lengths = struct.unpack(f"<{count}I", reader.take(4 * count, "stream lengths"))
     streams = [reader.take(n, f"stream {i}") for i, n in enumerate(lengths)]
