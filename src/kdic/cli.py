@@ -166,7 +166,7 @@ def _rate_choice(model, args: argparse.Namespace) -> Callable:
 def _cmd_compress(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .codec import IMAGE_SUFFIXES, encode_image, read_image
+    from .codec import IMAGE_SUFFIXES, read_image
     from .fileio import atomic_write_bytes
 
     pairs = _plan(args.inputs, args.output, IMAGE_SUFFIXES, KDIC_SUFFIX, args.force)
