@@ -92,7 +92,7 @@ def test_tiled_synthesis_equals_whole_image_synthesis(model, crop):
     image = np.concatenate([crop, crop[::-1]], axis=0)  # 400 x 300: 25 x 19 latent units, padded 28 x 20
     data, _, _ = encode_image(model, image, estimate=False, reconstruct=False)
     header, streams = unpack(data)
-    y_hat = model.latent_codec.decompress(streams, (1, 96, *latent_size(400, 300, 64)))["y_hat"]
+    y_hat = model.decompress_latent(streams, (1, 96, *latent_size(model, 400, 300)))["y_hat"]
     whole = synthesize_image(model, y_hat, 400, 300, 3, 64)
     tiles = synthesize_image(model, y_hat, 400, 300, 3, 8)
     assert np.array_equal(whole, tiles)

@@ -80,7 +80,7 @@ def test_prune_finetune_always_starts_from_the_teacher(teacher):
 def test_each_strategy_moves_only_the_intended_weights(teacher, strategy):
     teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
     spec = load_strategy(strategy)
-    module, phases = build_distillation(teacher, get_config("kdic-tiny"), spec, 4 * len(spec.phases))
+    module, phases = build_distillation(teacher, get_config("kdic-tiny"), spec, 4 * 9)
     sampler = CropSampler(SAMPLES, 64, seed=0)
     for phase in phases:
         before = {k: v.clone() for k, v in module.state_dict().items()}
@@ -97,17 +97,25 @@ def test_each_strategy_moves_only_the_intended_weights(teacher, strategy):
 
 def test_smodi_budget_is_a_quarter_stagewise_and_configurable():
     spec = load_strategy("smodi")
-    steps = spec.steps(800)
+    family = get_config("kdic-tiny").family
+    expanded = spec.expand(3, 3, family)
+    assert [p.name for p in expanded.phases] == [*(f"stage{k}" for k in range(1, 7)), "channel-context",
+                                                  "param-aggregation", "finetune"]
+    assert expanded.phases[7].swap == ("channel_context", "param_aggregation")  # the student's context in front
+    steps = expanded.steps(800)
     assert sum(steps) == 800 and steps[-1] == 600 and len(steps) == 9
-    half = spec.with_final_fraction(0.5).steps(800)
+    half = spec.with_final_fraction(0.5).expand(3, 3, family).steps(800)
     assert half[-1] == 400 and half[:-1] == [50] * 8
+    longer = spec.expand(4, 4, family)  # any number of stages: still a quarter, shared equally
+    assert len(longer.phases) == 11 and longer.steps(1000) == [25] * 10 + [750]
     with pytest.raises(ConfigError):
         load_strategy("vanilla").with_final_fraction(0.5)
 
 
 @pytest.mark.parametrize("bad, message", [
     ({"name": "x", "phases": [{"name": "a", "fraction": 0.5, "train": ["all"]}]}, "sum to 1"),
-    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["stage9"]}]}, "unknown part 'stage9'"),
+    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["../x"]}]}, "not a part name"),
+    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "each": ["stage"], "train": ["all"]}]}, "drop 'train'"),
     ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["stage1"], "host": "teacher"}]}, "must be swapped-in"),
     ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["all"], "lr": 3}]}, "unknown field"),
     ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["all"], "loss": "kl"}]}, "loss must be one of"),
@@ -115,6 +123,14 @@ def test_smodi_budget_is_a_quarter_stagewise_and_configurable():
 def test_invalid_strategies_are_named(bad, message):
     with pytest.raises(ConfigError, match=message):
         strategy_from_dict(bad)
+
+
+@pytest.mark.parametrize("part, message", [("stage9", "this teacher has stages 1..6"),
+                                           ("lrp", "no part 'lrp'")])
+def test_parts_the_teacher_lacks_are_named(teacher, part, message):
+    spec = strategy_from_dict({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": [part]}]})
+    with pytest.raises(ConfigError, match=message):
+        build_distillation(teacher, get_config("kdic-tiny"), spec, 4)
 
 
 def test_cross_architecture_pair_runs(teacher):

@@ -30,7 +30,6 @@ from ..errors import BitstreamError, ConfigError
 from ..models import LearnedImageCodec
 from .bitstream import DIGEST_BYTES, TILE_STEP, Header, pack, unpack
 
-LATENT_STRIDE = 16  # pixels per latent unit
 ENTROPY_TILE = 128  # latent units per entropy tile side (2048 pixels): rate cost < 0.5% on 12 MP
 TRANSFORM_TILE = 64  # latent units per transform tile side (1024 pixels): about 1 GB of working memory
 TILE_MARGIN = 8  # latent units of context around a transform tile, a multiple of the attention windows
@@ -98,9 +97,10 @@ def release_freed_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-def latent_size(height: int, width: int, multiple: int) -> tuple[int, int]:
-    """(rows, cols) of y for an image padded to ``multiple``."""
-    return -(-height // multiple) * multiple // LATENT_STRIDE, -(-width // multiple) * multiple // LATENT_STRIDE
+def latent_size(model: LearnedImageCodec, height: int, width: int) -> tuple[int, int]:
+    """(rows, cols) of y for an image padded to the model's ``padding_multiple``."""
+    multiple, stride = model.padding_multiple, model.latent_stride
+    return -(-height // multiple) * multiple // stride, -(-width // multiple) * multiple // stride
 
 
 Box = tuple[int, int, int, int]  # latent rows r0:r1, columns c0:c1
@@ -142,8 +142,8 @@ def _analyse(model: LearnedImageCodec, image: np.ndarray, box: Box, latent: tupl
     y = torch.empty(1, model.config.transform.latent_channels, box[1] - box[0], box[3] - box[2])
     for r0, r1, c0, c1 in tile_grid(box, TRANSFORM_TILE):
         (top, bottom), (left, right) = _with_margin(r0, r1, latent[0]), _with_margin(c0, c1, latent[1])
-        y_tile = model.g_a(_pixels(image, (LATENT_STRIDE * top, LATENT_STRIDE * bottom),
-                                   (LATENT_STRIDE * left, LATENT_STRIDE * right)))
+        stride = model.latent_stride
+        y_tile = model.g_a(_pixels(image, (stride * top, stride * bottom), (stride * left, stride * right)))
         y[..., r0 - box[0]: r1 - box[0], c0 - box[2]: c1 - box[2]] = y_tile[..., r0 - top: r1 - top, c0 - left: c1 - left]
         del y_tile
         release_freed_memory()
@@ -162,9 +162,10 @@ def synthesize_image(model: LearnedImageCodec, y_hat: Tensor, height: int, width
     for r0, r1, c0, c1 in tile_grid((0, rows, 0, cols), tile):
         (top, bottom), (left, right) = _with_margin(r0, r1, rows), _with_margin(c0, c1, cols)
         x_hat = model.synthesize(y_hat[..., top:bottom, left:right], lmbda)
-        y0, x0 = LATENT_STRIDE * r0, LATENT_STRIDE * c0
-        h, w = min(LATENT_STRIDE * (r1 - r0), height - y0), min(LATENT_STRIDE * (c1 - c0), width - x0)
-        region = x_hat[..., LATENT_STRIDE * (r0 - top):, LATENT_STRIDE * (c0 - left):][..., :h, :w]
+        stride = model.latent_stride
+        y0, x0 = stride * r0, stride * c0
+        h, w = min(stride * (r1 - r0), height - y0), min(stride * (c1 - c0), width - x0)
+        region = x_hat[..., stride * (r0 - top):, stride * (c0 - left):][..., :h, :w]
         if channels == 1:
             out[y0: y0 + h, x0: x0 + w] = to_uint8(region.mean(dim=1, keepdim=True))[..., 0]
         else:
@@ -214,7 +215,7 @@ def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = T
     header = Header(model.config.name, weights_digest(model)[:DIGEST_BYTES], width, height,
                     1 if image.ndim == 2 else 3, entropy_tile, TRANSFORM_TILE,
                     float(np.float32(lmbda if lmbda is not None else model.lmbda or 0.0)))
-    latent = latent_size(height, width, model.padding_multiple)
+    latent = latent_size(model, height, width)
     timings: dict[str, float] = {}
     streams: list[bytes] = []
     digest = hashlib.sha256(header.bound_fields())
@@ -222,7 +223,7 @@ def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = T
     estimated_bits, symbols = 0.0, 0
     for box in entropy_tiles(latent, entropy_tile):
         y = model.scale_latent(_timed(timings, "analysis transform", _analyse, model, image, box, latent), lmbda)
-        coded = _timed(timings, "entropy coding", model.latent_codec.compress, y)
+        coded = _timed(timings, "entropy coding", model.compress_latent, y)
         streams += coded["strings"]
         symbols += coded["symbols"]
         _hash_latent(digest, coded["y_hat"])
@@ -251,21 +252,23 @@ def check_weights(header: Header, model: LearnedImageCodec) -> None:
 
 def _decode_latent(model: LearnedImageCodec, header: Header, streams: list[bytes]) -> tuple[Tensor, int]:
     """y_hat of the whole image: two streams per entropy tile, each used up exactly, matching the digest."""
-    latent = latent_size(header.height, header.width, model.padding_multiple)
+    latent = latent_size(model, header.height, header.width)
     if header.version == 1 and latent[0] * latent[1] > MAX_WHOLE_LATENT:
         raise BitstreamError(f"format-1 file of {header.width}x{header.height}: its single latent exceeds the "
-                             f"{MAX_WHOLE_LATENT * LATENT_STRIDE**2} pixels decoded in one piece; re-encode it")
+                             f"{MAX_WHOLE_LATENT * model.latent_stride**2} pixels decoded in one piece; re-encode it")
     boxes = entropy_tiles(latent, header.entropy_tile or max(latent))
-    if len(streams) != 2 * len(boxes):
-        raise BitstreamError(f"expected {2 * len(boxes)} streams (y and z of {len(boxes)} tiles) for a "
-                             f"{header.width}x{header.height} image, found {len(streams)}")
+    layout = model.config.family.streams
+    per_tile = len(layout)
+    if len(streams) != per_tile * len(boxes):
+        raise BitstreamError(f"expected {per_tile * len(boxes)} streams ({' and '.join(layout)} of {len(boxes)} tiles) "
+                             f"for a {header.width}x{header.height} image, found {len(streams)}")
     channels = model.config.transform.latent_channels
     y_hat = torch.empty(1, channels, *latent)
     digest = hashlib.sha256(header.bound_fields())
     symbols = 0
     for i, (r0, r1, c0, c1) in enumerate(boxes):
         try:
-            decoded = model.latent_codec.decompress(streams[2 * i: 2 * i + 2], (1, channels, r1 - r0, c1 - c0))
+            decoded = model.decompress_latent(streams[per_tile * i: per_tile * (i + 1)], (1, channels, r1 - r0, c1 - c0))
         except (ValueError, RuntimeError) as exc:
             raise BitstreamError(f"entropy-coded data of tile {i} cannot be decoded ({exc})") from None
         _hash_latent(digest, decoded["y_hat"])

@@ -1,8 +1,8 @@
 """Teacher-guided student construction: a student is the teacher, pruned.
 
-Same block types and stage layout; fewer blocks in stages 2-5, a narrower first (and mirrored
-sixth) stage, smaller FFN expansions, and, in S2CFormer's enhanced SCCTX, smaller context and
-aggregation expansions. Optionally the student starts from the teacher's weights (kept blocks,
+Same block types and stage layout; fewer blocks in the inner stages, a narrower first (and
+mirrored last) stage, smaller FFN expansions, narrower plain conv/GDN stages, and what the
+entropy family shrinks (in S2CFormer's enhanced SCCTX, the context and aggregation expansions). Optionally the student starts from the teacher's weights (kept blocks,
 leading channels), like structured pruning.
 """
 
@@ -14,36 +14,52 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..models import ModelConfig, SCCTXConfig, StageConfig
+from ..layers import BLOCKS
+from ..models import ModelConfig, StageConfig
+
+
+def _multiple_of_8(width: float) -> int:
+    return max(8, int(round(width / 8)) * 8)
 
 
 def derive_student(teacher: ModelConfig, name: str, stage1_channels: int | None = None, depth_scale: float = 5 / 8,
-                   expansions: tuple[float, float, float] = (3, 2, 2), entropy_expansion: float | None = 2) -> ModelConfig:
-    """Student config from a teacher config by the paper's pruning rule.
+                   expansions: tuple[float, float, float] = (3, 2, 2), entropy_expansion: float | None = 2,
+                   width_scale: float = 0.7) -> ModelConfig:
+    """Student config from a teacher config by the paper's pruning rule, for any stage layout.
 
-    ``stage1_channels`` defaults to 2/3 of the teacher's stage-1 width (rounded to a multiple of 8);
-    stages 2-3 (and mirrored 4-5) keep ``round(depth * depth_scale)`` blocks (at least one);
-    ``expansions`` are the FFN expansions of encoder stages 1-3 (mirrored in the decoder). A
-    variable-rate teacher gives a variable-rate student over the same anchors (``init_from_teacher``
-    then copies its gain units, which have the latent's width).
+    Stages are ranked by their distance from the image (level 0: the first encoder and the last
+    decoder stage, mirrored). Level-0 stages get ``stage1_channels`` (default 2/3 of the teacher's
+    first width, a multiple of 8) and keep their depth; deeper stages keep ``round(depth *
+    depth_scale)`` blocks (at least one) of kinds that may be pruned; ``expansions[level]`` (the
+    last entry for levels beyond) replaces the FFN/MLP expansion of kinds that have one. A stage
+    whose blocks have neither (plain conv/GDN stages) is narrowed by ``width_scale`` instead,
+    which for convolutions costs about ``width_scale**2`` of the MACs. A stage whose width is the
+    latent's or the image's stays so. The entropy model shrinks as its family says, and a
+    variable-rate teacher gives a variable-rate student over the same anchors.
     """
     t = teacher.transform
     if stage1_channels is None:
-        stage1_channels = max(8, int(round(t.encoder[0].channels * 2 / 3 / 8)) * 8)
-    if stage1_channels > t.encoder[0].channels or not 0 < depth_scale <= 1:
-        raise ConfigError("a student may only shrink its teacher (stage-1 width, depth scale <= 1)")
+        stage1_channels = _multiple_of_8(t.encoder[0].channels * 2 / 3)
+    if stage1_channels > t.encoder[0].channels or not 0 < depth_scale <= 1 or not 0 < width_scale <= 1:
+        raise ConfigError("a student may only shrink its teacher (stage-1 width, depth and width scales <= 1)")
 
-    def shrink(stage: StageConfig, level: int) -> StageConfig:
-        depth = stage.depth if level == 0 else max(1, round(stage.depth * depth_scale))
-        channels = stage1_channels if level == 0 else stage.channels
-        return replace(stage, depth=depth, channels=channels, expansion=float(expansions[level]))
+    def shrink(stage: StageConfig, level: int, fixed_width: bool) -> StageConfig:
+        kind = BLOCKS[stage.block]
+        if stage.depth == 0 or not (kind.prunable or kind.expansion):
+            channels = stage.channels if fixed_width else _multiple_of_8(stage.channels * width_scale)
+            return replace(stage, channels=channels)
+        depth = stage.depth if level == 0 or not kind.prunable else max(1, round(stage.depth * depth_scale))
+        channels = stage1_channels if level == 0 and not fixed_width else stage.channels
+        expansion = float(expansions[min(level, len(expansions) - 1)]) if kind.expansion else stage.expansion
+        return replace(stage, depth=depth, channels=channels, expansion=expansion)
 
-    encoder = tuple(shrink(s, level) for level, s in enumerate(t.encoder))
-    decoder = tuple(shrink(s, 2 - level) for level, s in enumerate(t.decoder))
+    last_enc, last_dec = len(t.encoder) - 1, len(t.decoder) - 1
+    encoder = tuple(shrink(s, i, i == last_enc and t.latent_projection is None) for i, s in enumerate(t.encoder))
+    decoder = tuple(shrink(s, last_dec - i, i == last_dec and t.image_projection is None) for i, s in enumerate(t.decoder))
     entropy = teacher.entropy
-    if entropy_expansion is not None and isinstance(entropy, SCCTXConfig) and entropy.style == "s2c":
-        entropy = replace(entropy, context_expansion=float(entropy_expansion), aggregation_expansion=float(entropy_expansion))
-    return ModelConfig(name, replace(t, encoder=encoder, decoder=decoder), entropy,  # type: ignore[arg-type]
+    if entropy_expansion is not None:
+        entropy = teacher.family.shrink(entropy, entropy_expansion)
+    return ModelConfig(name, replace(t, encoder=encoder, decoder=decoder), entropy,
                        f"student of {teacher.name} by teacher-guided construction", teacher.variable_rate)
 
 

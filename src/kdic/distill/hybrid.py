@@ -20,54 +20,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..entropy import SCCTXLatentCodec
 from ..errors import ConfigError
-from ..layers.common import ResidualBlockUpsample, ResidualBlockWithStride, SubpelConv
-from ..models import LearnedImageCodec, SCCTXConfig
-from .strategy import ENTROPY_PARTS, STAGE_PARTS, PhaseSpec
+from ..layers import RESAMPLERS
+from ..models import LearnedImageCodec
+from .strategy import STAGE_PART, PhaseSpec
 
 
-def stage_widths(model: LearnedImageCodec) -> list[tuple[int, int]]:
-    """(input, output) channels of SMoDi stages 1-6."""
-    t = model.config.transform
-    c = [s.channels for s in t.encoder]
-    d = [s.channels for s in t.decoder]
-    m = t.latent_channels
-    return [(3, c[0]), (c[0], c[1]), (c[1], m), (m, d[0]), (d[0], d[1]), (d[1], 3)]
-
-
-def entropy_part_modules(latent_codec: nn.Module, part: str) -> list[str]:
-    """Names of the latent-codec children that make up an entropy part."""
-    scctx = isinstance(latent_codec, SCCTXLatentCodec)
-    names = {
-        "channel_context": ["channel_context"] if scctx else ["atten_mean", "atten_scale", "cc_mean", "cc_scale"],
-        "param_aggregation": ["param_aggregation"] if scctx else ["lrp"],
-        "spatial_context": ["spatial_context"] if scctx else [],
-        "hyper": ["h_a", "h_s", "entropy_bottleneck"] if scctx else ["h_a", "h_mean_s", "h_scale_s", "entropy_bottleneck"],
-    }[part]
-    if not names:
-        raise ConfigError(f"this entropy model has no {part!r}")
-    return names
+def entropy_part_modules(model: LearnedImageCodec, part: str) -> tuple[str, ...]:
+    """Names of the latent-codec children that make up an entropy part, as the model's family declares."""
+    parts = model.config.family.parts
+    if part not in parts:
+        raise ConfigError(f"this entropy model has no {part!r}; it has {', '.join(parts) or 'none'}")
+    return parts[part]
 
 
 def latent_interface(model: LearnedImageCodec) -> tuple:
-    """What entropy sub-networks plug into: entropy kind, latent width, groups or slices, hyper width."""
-    e = model.config.entropy
-    groups = model.config.channel_groups if isinstance(e, SCCTXConfig) else e.slices
-    return (e.kind, model.config.transform.latent_channels, groups, e.hyper_channels)
+    """What entropy sub-networks plug into (the family says: kind, latent width, groups or slices, ...)."""
+    return model.config.family.interface(model.config.entropy, model.config.transform.latent_channels)
 
 
-def input_convs(module: nn.Module) -> list[nn.Module]:
-    """The convolutions that read a resampler's input directly (all linear in it)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        return [module]
-    if isinstance(module, SubpelConv):
-        return [module[0]]
-    if isinstance(module, ResidualBlockWithStride):
-        return [module.conv1, module.skip]
-    if isinstance(module, ResidualBlockUpsample):
-        return [module.subpel_conv[0], module.upsample[0]]
-    raise ConfigError(f"cannot fold an adapter into a {type(module).__name__}")
+def stage_number(part: str) -> int | None:
+    match = STAGE_PART.fullmatch(part)
+    return int(match.group(1)) if match else None
 
 
 @torch.no_grad()
@@ -100,15 +74,21 @@ class DistillationModule(nn.Module):
         self.adapters = nn.ModuleDict()
         # Which stages trained with adapters around them, and which stage inputs absorbed them; in the
         # state so that a resumed run neither folds twice nor forgets to fold.
-        self.register_buffer("hosted_stages", torch.zeros(7, dtype=torch.bool))
-        self.register_buffer("folded_inputs", torch.zeros(7, dtype=torch.bool))
+        self.register_buffer("hosted_stages", torch.zeros(student.stage_count + 1, dtype=torch.bool))
+        self.register_buffer("folded_inputs", torch.zeros(student.stage_count + 1, dtype=torch.bool))
         object.__setattr__(self, "teacher", teacher)
         self.spec: PhaseSpec | None = None
         object.__setattr__(self, "_latent_view", None)
+        self.encoder_stages = len(student.g_a.stages)
         if teacher is None:
             return
         teacher.eval().requires_grad_(False)
-        for k, ((t_in, t_out), (s_in, s_out)) in enumerate(zip(stage_widths(teacher), stage_widths(student)), start=1):
+        layout = (len(teacher.g_a.stages), len(teacher.g_s.stages))
+        if layout != (self.encoder_stages, len(student.g_s.stages)):
+            raise ConfigError(f"the student's stages {self.encoder_stages}+{len(student.g_s.stages)} do not match the "
+                              f"teacher's {layout[0]}+{layout[1]} (encoder+decoder)")
+        widths = zip(teacher.config.transform.stage_widths, student.config.transform.stage_widths)
+        for k, ((t_in, t_out), (s_in, s_out)) in enumerate(widths, start=1):
             if s_in != t_in:
                 self.adapters[f"stage{k}_in"] = nn.Conv2d(t_in, s_in, 1)
             if s_out != t_out:
@@ -129,12 +109,11 @@ class DistillationModule(nn.Module):
         """Module paths (in this module) that make up a student part, adapters included."""
         if part == "all":
             return ["student"]
-        if part in STAGE_PARTS:
-            k = int(part[-1])
-            transform = "g_a" if k <= 3 else "g_s"
+        k = stage_number(part)
+        if k is not None:
             adapters = [f"adapters.stage{k}_{side}" for side in ("in", "out") if f"stage{k}_{side}" in self.adapters]
-            return [f"student.{transform}.stages.{(k - 1) % 3}", *adapters]
-        return [f"student.latent_codec.{name}" for name in entropy_part_modules(self.student.latent_codec, part)]
+            return [f"student.{self.student.stage_path(k)}", *adapters]
+        return [f"student.latent_codec.{name}" for name in entropy_part_modules(self.student, part)]
 
     def trainable_paths(self, spec: PhaseSpec) -> list[str]:
         paths = [p for part in spec.train for p in self.part_paths(part)]
@@ -145,7 +124,7 @@ class DistillationModule(nn.Module):
     def inherit(self, parts: tuple[str, ...]) -> None:
         """Start the student's entropy ``parts`` from the teacher's weights (identical shapes required)."""
         for part in parts:
-            for name in entropy_part_modules(self.student.latent_codec, part):
+            for name in entropy_part_modules(self.student, part):
                 source = self.teacher.latent_codec.get_submodule(name)
                 target = self.student.latent_codec.get_submodule(name)
                 if not _same_shapes(source, target):
@@ -164,7 +143,7 @@ class DistillationModule(nn.Module):
                 raise ConfigError(f"phase {spec.name!r} needs a teacher")
         self.spec = spec
         object.__setattr__(self, "_latent_view", None)  # views hold teacher modules: keep them unregistered
-        stages = [int(p[-1]) for p in spec.train if p in STAGE_PARTS]
+        stages = [k for k in map(stage_number, spec.train) if k is not None]
         if spec.host == "teacher" or spec.loss == "feature":
             self.hosted_stages[stages] = True
         else:
@@ -177,12 +156,12 @@ class DistillationModule(nn.Module):
             bottleneck = copy.copy(teacher_codec.entropy_bottleneck)
             bottleneck.training = True
             view._modules["entropy_bottleneck"] = bottleneck
-            entropy_swaps = set(spec.swap) & set(ENTROPY_PARTS)
+            entropy_swaps = {p for p in spec.swap if stage_number(p) is None}
             if entropy_swaps and latent_interface(self.student) != latent_interface(self.teacher):
                 raise ConfigError(f"phase {spec.name!r}: the student's entropy model does not plug into the teacher's "
                                   f"({latent_interface(self.student)} vs {latent_interface(self.teacher)})")
             for part in entropy_swaps:
-                for name in entropy_part_modules(teacher_codec, part):
+                for name in entropy_part_modules(self.teacher, part):
                     view._modules[name] = self.student.latent_codec.get_submodule(name)
             object.__setattr__(self, "_latent_view", view)
 
@@ -191,7 +170,9 @@ class DistillationModule(nn.Module):
         """Fold each adapter pair A_in(k+1) o A_out(k) between two stages trained with adapters into
         stage k+1's input convolutions, so that the assembled student computes what the stages
         learned to compute inside the teacher. Idempotent (``folded_inputs`` records it)."""
-        for k in (1, 2, 4, 5):  # 3 -> 4 crosses the quantized latent, which must match in width
+        for k in range(1, self.student.stage_count):
+            if k == self.encoder_stages:  # crosses the quantized latent, which must match in width
+                continue
             out_name, in_name = f"stage{k}_out", f"stage{k + 1}_in"
             if out_name not in self.adapters or not (self.hosted_stages[k] and self.hosted_stages[k + 1]):
                 continue
@@ -200,7 +181,11 @@ class DistillationModule(nn.Module):
             a_out, a_in = self.adapters[out_name], self.adapters[in_name]
             matrix = a_in.weight[:, :, 0, 0] @ a_out.weight[:, :, 0, 0]
             offset = a_in.weight[:, :, 0, 0] @ a_out.bias + a_in.bias
-            for layer in input_convs(self.student.stage(k + 1).resample):
+            stage = self.student.stage(k + 1)
+            if stage.blocks_first or stage.attention_position == "start":
+                raise ConfigError(f"cannot fold the adapters in front of stage {k + 1}: its input is read by blocks, "
+                                  "not by its resampler; give the student the teacher's width there")
+            for layer in RESAMPLERS[self.student.config.transform.resampler_of(k + 1)].input_convs(stage.resample):
                 fold_input_map(layer, matrix, offset)
             self.folded_inputs[k + 1] = True
 
@@ -219,11 +204,11 @@ class DistillationModule(nn.Module):
             return self._student_stage(k)(h) if f"stage{k}" in swap else self.teacher.stage(k)(h)
 
         h = x
-        for k in (1, 2, 3):
+        for k in range(1, self.encoder_stages + 1):
             h = stage(k, h)
         latent = self._latent_view(self.teacher.scale_latent(h, lmbda))
         h = self.teacher.unscale_latent(latent["y_hat"], lmbda)
-        for k in (4, 5, 6):
+        for k in range(self.encoder_stages + 1, self.student.stage_count + 1):
             h = stage(k, h)
         return {"x_hat": h, "likelihoods": latent["likelihoods"]}
 
@@ -231,10 +216,11 @@ class DistillationModule(nn.Module):
         """(teacher module, student function) pairs whose outputs an explicit loss compares."""
         pairs = []
         for part in parts:
-            if part in STAGE_PARTS:
-                pairs.append((self.teacher.stage(int(part[-1])), self._student_stage(int(part[-1]))))
+            k = stage_number(part)
+            if k is not None:
+                pairs.append((self.teacher.stage(k), self._student_stage(k)))
                 continue
-            for name in entropy_part_modules(self.teacher.latent_codec, part):
+            for name in entropy_part_modules(self.teacher, part):
                 teacher_part = self.teacher.latent_codec.get_submodule(name)
                 student_part = self.student.latent_codec.get_submodule(name)
                 children = list(teacher_part.keys()) if isinstance(teacher_part, nn.ModuleDict) else (
@@ -266,8 +252,8 @@ class DistillationModule(nn.Module):
     def _student_with_features(self, x: Tensor, lmbda: float | None) -> dict:
         parts = self.spec.feature_parts
         captured: dict[int, Tensor] = {}
-        handles = [self.student.stage(int(p[-1])).register_forward_hook(
-            lambda mod, inp, out, k=int(p[-1]): captured.__setitem__(k, out)) for p in parts]
+        handles = [self.student.stage(k).register_forward_hook(
+            lambda mod, inp, out, k=k: captured.__setitem__(k, out)) for k in map(stage_number, parts)]
         try:
             out = self.student(x, lmbda)
         finally:
@@ -275,10 +261,10 @@ class DistillationModule(nn.Module):
                 handle.remove()
         with torch.no_grad():
             y = self.teacher.g_a.forward_stages(x)
-            targets = dict(zip((1, 2, 3), y))
+            targets = dict(enumerate(y, start=1))
             y_hat = self.teacher.latent_codec(self.teacher.scale_latent(y[-1], lmbda))["y_hat"]
             decoded = self.teacher.g_s.forward_stages(self.teacher.unscale_latent(y_hat, lmbda))
-            targets.update(zip((4, 5, 6), decoded))
+            targets.update(enumerate(decoded, start=self.encoder_stages + 1))
         terms = []
         for k, feature in captured.items():
             adapter = self.adapters[f"stage{k}_out"] if f"stage{k}_out" in self.adapters else None

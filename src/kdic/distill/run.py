@@ -31,6 +31,7 @@ def build_distillation(teacher: LearnedImageCodec | None, student_config: ModelC
     torch.manual_seed(seed)
     student = LearnedImageCodec(student_config)
     module = DistillationModule(student, teacher if strategy.uses_teacher else None)
+    strategy = strategy.expand(len(student.g_a.stages), len(student.g_s.stages), student_config.family)
     if strategy.uses_teacher:
         if teacher_init or strategy.teacher_init:
             init_from_teacher(student, teacher)

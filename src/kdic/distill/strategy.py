@@ -1,8 +1,12 @@
 """Distillation strategies are data: phases saying which student parts train, inside which host,
 under which loss, for which share of the step budget (``configs/strategies/*.json``).
 
-Parts: ``stage1``..``stage6`` (transform stages), ``channel_context``, ``param_aggregation``,
-``spatial_context``, ``hyper`` (h_a, h_s and the factorized prior), ``all``.
+Parts: ``stageK`` (SMoDi stage K: encoder stages first, then decoder stages), ``encoder``,
+``decoder`` and ``stages`` (all of those), the entropy parts the teacher's latent-codec family
+declares (e.g. ``channel_context``, ``param_aggregation``, ``spatial_context``, ``hyper``), ``all``.
+A phase with ``each`` stands for one phase per item, expanded for the teacher at hand
+(``expand``): ``"stage"`` (every transform stage in turn) and ``"entropy-part"`` (the family's
+entropy phases in its declared order); its ``fraction`` is shared equally among them.
 Hosts: ``student`` (the student alone) or ``teacher`` (the frozen teacher with the listed student
 parts swapped in, 1x1 adapters where widths differ).
 Losses: ``rd`` (end-to-end rate-distortion, implicit supervision), ``rd+feature`` (plus MSE
@@ -19,9 +23,10 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..fileio import read_json
 
-STAGE_PARTS = tuple(f"stage{k}" for k in range(1, 7))
-ENTROPY_PARTS = ("channel_context", "param_aggregation", "spatial_context", "hyper")
-PARTS = STAGE_PARTS + ENTROPY_PARTS + ("all",)
+STAGE_PART = re.compile(r"stage([1-9][0-9]?)")
+STAGE_GROUPS = ("encoder", "decoder", "stages")
+PART_NAME = re.compile(r"[a-z][a-z_]{0,39}|stage[1-9][0-9]?")  # entropy part names are the family's
+EACH = ("stage", "entropy-part")
 HOSTS = ("student", "teacher")
 LOSSES = ("rd", "rd+feature", "feature")
 STRATEGY_DIR = Path(__file__).resolve().parents[1] / "configs" / "strategies"
@@ -32,20 +37,28 @@ STRATEGY_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")  # bundled names only: no dots
 class PhaseSpec:
     name: str
     fraction: float
-    train: tuple[str, ...]
+    train: tuple[str, ...] = ()
     host: str = "student"
     swap: tuple[str, ...] = ()
     loss: str = "rd"
     feature_weight: float = 1.0
     feature_parts: tuple[str, ...] = ()
+    each: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"phase {self.name!r}"
         if not 0 < self.fraction <= 1:
             raise ConfigError(f"{where}: fraction must be in (0, 1], got {self.fraction}")
         for part in (*self.train, *self.swap, *self.feature_parts):
-            if part not in PARTS:
-                raise ConfigError(f"{where}: unknown part {part!r}; known: {', '.join(PARTS)}")
+            if PART_NAME.fullmatch(part) is None:
+                raise ConfigError(f"{where}: {part[:40]!r} is not a part name")
+        for item in self.each:
+            if item not in EACH:
+                raise ConfigError(f"{where}: 'each' takes {EACH}, got {item[:40]!r}")
+        if self.each and (self.train or self.swap):
+            raise ConfigError(f"{where}: a phase with 'each' trains (and swaps) each item itself; drop 'train'/'swap'")
+        if self.each:
+            return
         if not self.train:
             raise ConfigError(f"{where}: 'train' names no part")
         if self.host not in HOSTS:
@@ -77,8 +90,8 @@ class Strategy:
         if not self.phases or abs(total - 1) > 1e-6:
             raise ConfigError(f"strategy {self.name!r}: phase fractions must sum to 1, got {total:.6f}")
         for part in self.inherit:
-            if part not in ENTROPY_PARTS:
-                raise ConfigError(f"strategy {self.name!r}: only entropy parts can be inherited, got {part!r}")
+            if PART_NAME.fullmatch(part) is None or STAGE_PART.fullmatch(part) or part in (*STAGE_GROUPS, "all"):
+                raise ConfigError(f"strategy {self.name!r}: only entropy parts can be inherited, got {part[:40]!r}")
         if self.teacher_init and not self.uses_teacher:
             raise ConfigError(f"strategy {self.name!r}: teacher_init needs uses_teacher")
         if not self.uses_teacher and any(p.host == "teacher" or p.loss != "rd" for p in self.phases):
@@ -102,6 +115,50 @@ class Strategy:
         return counts + [last]
 
 
+    def expand(self, encoder_stages: int, decoder_stages: int, family) -> "Strategy":
+        """The concrete phases for a teacher with these stage counts and latent-codec ``family``:
+        ``each`` phases unrolled, stage groups spelled out, every part checked against the model."""
+        count = encoder_stages + decoder_stages
+        groups = {"encoder": range(1, encoder_stages + 1), "decoder": range(encoder_stages + 1, count + 1),
+                  "stages": range(1, count + 1)}
+
+        def parts(names: tuple[str, ...], where: str) -> tuple[str, ...]:
+            out: list[str] = []
+            for name in names:
+                match = STAGE_PART.fullmatch(name)
+                if name in groups:
+                    out += [f"stage{k}" for k in groups[name]]
+                elif match and not 1 <= int(match.group(1)) <= count:
+                    raise ConfigError(f"{where}: {name!r} does not exist; this teacher has stages 1..{count}")
+                elif not match and name != "all" and name not in family.parts:
+                    raise ConfigError(f"{where}: this entropy model has no part {name!r}; it has "
+                                      f"{', '.join(family.parts) or 'none'}")
+                else:
+                    out.append(name)
+            return tuple(out)
+
+        phases: list[PhaseSpec] = []
+        for spec in self.phases:
+            where = f"strategy {self.name!r}, phase {spec.name!r}"
+            items: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []  # (name, train, swap)
+            for kind in spec.each:
+                if kind == "stage":
+                    items += [(f"stage{k}", (f"stage{k}",), (f"stage{k}",)) for k in groups["stages"]]
+                else:
+                    items += [(part.replace("_", "-"), (part,), swapped) for part, swapped in family.phases]
+            if not spec.each:
+                items = [(spec.name, spec.train, spec.swap)]
+            if not items:  # e.g. entropy phases of a family that declares none: the others share its budget
+                continue
+            for name, train, swap in items:
+                phases.append(replace(spec, name=name, fraction=spec.fraction / len(items), train=parts(train, where),
+                                      swap=parts(swap, where) if spec.host == "teacher" else (),
+                                      feature_parts=parts(spec.feature_parts, where), each=()))
+        total = sum(p.fraction for p in phases)
+        inherit = tuple(p for p in self.inherit if p in family.parts)
+        return replace(self, phases=tuple(replace(p, fraction=p.fraction / total) for p in phases), inherit=inherit)
+
+
 def _tuple(value, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
@@ -120,7 +177,8 @@ def strategy_from_dict(data: dict) -> Strategy:
         if not isinstance(p, dict) or set(p) - phase_fields:
             raise ConfigError(f"strategy phase {i}: unknown field(s) {sorted(set(p) - phase_fields)}")
         try:
-            phases.append(PhaseSpec(**{**p, **{k: _tuple(p[k], f"phase {i}.{k}") for k in ("train", "swap", "feature_parts") if k in p}}))
+            phases.append(PhaseSpec(**{**p, **{k: _tuple(p[k], f"phase {i}.{k}")
+                                               for k in ("train", "swap", "feature_parts", "each") if k in p}}))
         except TypeError as exc:
             raise ConfigError(f"strategy phase {i}: {exc}") from None
     return Strategy(str(data.get("name", "")), tuple(phases), str(data.get("description", "")),

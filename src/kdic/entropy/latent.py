@@ -29,6 +29,10 @@ class HyperpriorLatentCodec(nn.Module):
     entropy_bottleneck: EntropyBottleneck
     h_a: nn.Module
 
+    def hyper_input(self, y: Tensor) -> Tensor:
+        """What h_a reads (Balle's scale hyperprior reads |y|)."""
+        return y
+
     def side_params(self, z_hat: Tensor) -> Any:
         raise NotImplementedError
 
@@ -39,7 +43,7 @@ class HyperpriorLatentCodec(nn.Module):
     def compress(self, y: Tensor) -> dict:
         """Entropy-code one latent (batch 1): strings [y, z], y_hat as the decoder will see it."""
         tables = self.entropy_bottleneck.coding_tables()
-        z_symbols = tables.symbols(self.h_a(y))
+        z_symbols = tables.symbols(self.h_a(self.hyper_input(y)))
         y_stream, z_stream = StreamEncoder(), StreamEncoder()
         tables.encode(z_stream, z_symbols)
         with fixed_threads():

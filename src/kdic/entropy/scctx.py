@@ -9,14 +9,53 @@ spatial context first, then non-anchors with the anchors' context.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
 from ..layers import GatedFFN, LayerNorm2d, S2CConvBlock, SubpelConv, conv, deconv
+from ..limits import MAX_CHANNELS, MAX_DEPTH, MAX_EXPANSION, MAX_GROUPS, in_range, require
 from .bottleneck import EntropyBottleneck
 from .coder import quantize_parameters, residual_symbols
+from .family import CONTEXT_PHASES, LATENT_CODECS, LatentCodecConfig, LatentCodecFamily
 from .latent import HyperpriorLatentCodec, SymbolCoder
 from .ops import gaussian_likelihood, quantize
+
+
+@dataclass(frozen=True)
+class SCCTXConfig(LatentCodecConfig):
+    """ELIC space-channel context entropy model with a hyperprior.
+
+    ``groups`` are the leading channel groups; the last group takes the remaining
+    ``M - sum(groups)`` channels. ``style="s2c"`` is S2CFormer's enhanced SCCTX (gated blocks in the
+    hyper transforms, channel context and parameter aggregation, with the three expansions);
+    ``style="elic"`` is ELIC's original conv/ReLU version.
+    """
+
+    hyper_channels: int = 192
+    groups: tuple[int, ...] = (16, 16, 32, 64)
+    style: str = "s2c"
+    hyper_expansion: float = 2.0
+    context_expansion: float = 4.0
+    aggregation_expansion: float = 4.0
+    hyper_blocks: int = 2
+    kind: Literal["scctx"] = "scctx"
+
+    def __post_init__(self) -> None:
+        require(self.style in ("s2c", "elic"), f"SCCTX style must be 's2c' or 'elic', got {self.style!r}")
+        in_range("hyper_channels", self.hyper_channels, 1, MAX_CHANNELS)
+        in_range("number of leading channel groups", len(self.groups), 1, MAX_GROUPS)
+        for g in self.groups:
+            in_range("channel group size", g, 1, MAX_CHANNELS)
+        for what in ("hyper_expansion", "context_expansion", "aggregation_expansion"):
+            in_range(what, getattr(self, what), 0, MAX_EXPANSION, open_low=True)
+        in_range("hyper_blocks", self.hyper_blocks, 0, MAX_DEPTH)
+
+    def channel_groups(self, latent_channels: int) -> tuple[int, ...]:
+        """Full group sizes, the remainder group included."""
+        return (*self.groups, latent_channels - sum(self.groups))
 
 
 def channel_ramp(in_ch: int, out_ch: int, min_ch: int, layers: int = 3) -> list[int]:
@@ -155,3 +194,23 @@ class SCCTXLatentCodec(HyperpriorLatentCodec):
                 y_hat[mask] = coder.code(symbols, indexes[mask]) + means[mask]
             y_hat_groups.append(y_hat)
         return torch.cat(y_hat_groups, dim=1)
+
+
+def _fits(config: SCCTXConfig, latent_channels: int) -> str | None:
+    lead = sum(config.groups)
+    return None if latent_channels > lead else (
+        f"latent channels M={latent_channels} must exceed the sum of the leading channel groups "
+        f"{list(config.groups)} = {lead} (the last group takes M - {lead})")
+
+
+LATENT_CODECS.register("scctx", LatentCodecFamily(
+    SCCTXConfig,
+    build=lambda c, m: SCCTXLatentCodec(m, c.channel_groups(m), c.hyper_channels, c.style, c.hyper_expansion,
+                                        c.context_expansion, c.aggregation_expansion, c.hyper_blocks),
+    parts={"channel_context": ("channel_context",), "param_aggregation": ("param_aggregation",),
+           "spatial_context": ("spatial_context",), "hyper": ("h_a", "h_s", "entropy_bottleneck")},
+    phases=CONTEXT_PHASES,
+    interface=lambda c, m: ("scctx", m, c.channel_groups(m), c.hyper_channels),
+    check=_fits,
+    # S2CFormer's enhanced SCCTX has expansions to shrink; ELIC's conv version has none.
+    shrink=lambda c, e: replace(c, context_expansion=float(e), aggregation_expansion=float(e)) if c.style == "s2c" else c))

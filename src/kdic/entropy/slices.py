@@ -7,14 +7,51 @@ For slice i, the mean (and, separately, the scale) is predicted from the hyper-d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
 from ..layers import AttentionBlock, ResidualBlockUpsample, ResidualBlockWithStride, SubpelConv, SwinLayer, TCMBlock, conv
+from ..limits import MAX_CHANNELS, MAX_DEPTH, MAX_SLICES, MAX_WINDOW, in_range, require
 from .bottleneck import EntropyBottleneck
 from .coder import quantize_parameters, residual_symbols
+from .family import CONTEXT_PHASES, LATENT_CODECS, LatentCodecConfig, LatentCodecFamily
 from .latent import HyperpriorLatentCodec, SymbolCoder
 from .ops import gaussian_likelihood, quantize
+
+
+@dataclass(frozen=True)
+class SliceConfig(LatentCodecConfig):
+    """TCM's channel-wise autoregressive entropy model (equal slices, Swin attention, LRP)."""
+
+    hyper_channels: int = 192
+    hyper_width: int = 256
+    hyper_head_dim: int = 32
+    hyper_window: int = 4
+    hyper_blocks: int = 2
+    slices: int = 5
+    max_support: int = 5
+    attention_width: int = 128
+    attention_head_dim: int = 16
+    attention_window: int = 8
+    context_widths: tuple[int, int] = (224, 128)
+    kind: Literal["slices"] = "slices"
+
+    def __post_init__(self) -> None:
+        for what in ("hyper_channels", "hyper_width", "hyper_head_dim", "attention_width", "attention_head_dim"):
+            in_range(what, getattr(self, what), 1, MAX_CHANNELS)
+        for width in self.context_widths:
+            in_range("context width", width, 1, MAX_CHANNELS)
+        in_range("hyper_window", self.hyper_window, 1, MAX_WINDOW)
+        in_range("attention_window", self.attention_window, 1, MAX_WINDOW)
+        in_range("hyper_blocks", self.hyper_blocks, 0, MAX_DEPTH)
+        in_range("slices", self.slices, 1, MAX_SLICES)
+        in_range("max_support", self.max_support, 0, MAX_SLICES)
+        require(self.hyper_width % 2 == 0 and (self.hyper_width // 2) % self.hyper_head_dim == 0,
+                 "hyper_width/2 must be divisible by hyper_head_dim")
+        require(self.attention_width % self.attention_head_dim == 0, "attention_width must be divisible by attention_head_dim")
 
 
 class SwinAttention(nn.Module):
@@ -104,3 +141,15 @@ class SliceLatentCodec(HyperpriorLatentCodec):
             residual = self.lrp[i](torch.cat([mean_support, y_hat_slice], dim=1))
             y_hat_slices.append(y_hat_slice + 0.5 * torch.tanh(residual))
         return torch.cat(y_hat_slices, dim=1)
+
+
+LATENT_CODECS.register("slices", LatentCodecFamily(
+    SliceConfig,
+    build=lambda c, m: SliceLatentCodec(m, c.hyper_channels, c.hyper_width, c.hyper_head_dim, c.hyper_window,
+                                        c.hyper_blocks, c.slices, c.max_support, c.attention_width,
+                                        c.attention_head_dim, c.attention_window, c.context_widths),
+    parts={"channel_context": ("atten_mean", "atten_scale", "cc_mean", "cc_scale"), "param_aggregation": ("lrp",),
+           "hyper": ("h_a", "h_mean_s", "h_scale_s", "entropy_bottleneck")},
+    phases=CONTEXT_PHASES,
+    interface=lambda c, m: ("slices", m, c.slices, c.hyper_channels),
+    check=lambda c, m: None if m % c.slices == 0 else f"latent channels M={m} must be divisible by {c.slices} slices"))

@@ -1,8 +1,8 @@
-"""Transform blocks, attention and resampling modules."""
+"""Transform blocks, attention and resampling modules, and their registries (``BLOCKS``, ``RESAMPLERS``)."""
 
+from . import gdn_blocks  # noqa: F401  (registers its block kinds)
 from .attention import WindowAttention
 from .blocks import (
-    BLOCK_KINDS,
     AttentionBlock,
     DepthwiseMixer,
     NAFBlock,
@@ -11,12 +11,9 @@ from .blocks import (
     S2CConvBlock,
     SwinLayer,
     TCMBlock,
-    make_block,
 )
 from .common import (
-    DOWNSAMPLERS,
     GDN,
-    UPSAMPLERS,
     GatedFFN,
     LayerNorm2d,
     ResidualBlock,
@@ -25,12 +22,12 @@ from .common import (
     SubpelConv,
     conv,
     deconv,
-    resampler,
 )
+from .kinds import BLOCKS, RESAMPLERS, BlockKind, Resampler, resamplers
 
 __all__ = [
-    "AttentionBlock", "BLOCK_KINDS", "DOWNSAMPLERS", "DepthwiseMixer", "GDN", "GatedFFN", "LayerNorm2d",
-    "NAFBlock", "ResidualBlock", "ResidualBlockUpsample", "ResidualBlockWithStride", "ResidualBottleneckBlock",
-    "S2CAttentionBlock", "S2CConvBlock", "SubpelConv", "SwinLayer", "TCMBlock", "UPSAMPLERS", "WindowAttention",
-    "conv", "deconv", "make_block", "resampler",
+    "AttentionBlock", "BLOCKS", "BlockKind", "DepthwiseMixer", "GDN", "GatedFFN", "LayerNorm2d", "NAFBlock",
+    "RESAMPLERS", "ResidualBlock", "ResidualBlockUpsample", "ResidualBlockWithStride", "ResidualBottleneckBlock",
+    "Resampler", "S2CAttentionBlock", "S2CConvBlock", "SubpelConv", "SwinLayer", "TCMBlock", "WindowAttention",
+    "conv", "deconv", "resamplers",
 ]

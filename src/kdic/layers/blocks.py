@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .attention import WindowAttention
 from .common import GatedFFN, LayerNorm2d, ResidualBlock, conv
+from .kinds import BLOCKS, BlockKind
 
 
 class DepthwiseMixer(nn.Module):
@@ -167,19 +168,22 @@ class AttentionBlock(nn.Module):
         return x + self.conv_a(x) * b.sigmoid()
 
 
-BLOCK_KINDS = ("s2c-conv", "s2c-attn", "tcm", "nafnet", "elic-rbb")
+def _heads_divide(width: int, stage) -> str | None:
+    return None if width % stage.heads == 0 else f"s2c-attn width {width} is not divisible by {stage.heads} heads"
 
 
-def make_block(kind: str, channels: int, expansion: float, index: int, heads: int, head_dim: int, window: int) -> nn.Module:
-    """Build the ``index``-th block of a stage from its declarative description."""
-    if kind == "s2c-conv":
-        return S2CConvBlock(channels, expansion)
-    if kind == "s2c-attn":
-        return S2CAttentionBlock(channels, expansion, heads, window)
-    if kind == "tcm":
-        return TCMBlock(channels, expansion, head_dim, window, index)
-    if kind == "nafnet":
-        return NAFBlock(channels, expansion)
-    if kind == "elic-rbb":
-        return ResidualBottleneckBlock(channels)
-    raise ValueError(f"unknown block kind {kind!r}; known: {', '.join(BLOCK_KINDS)}")
+def _tcm_width(width: int, stage) -> str | None:
+    if width % 2:
+        return f"tcm stage width {width} must be even"
+    if (width // 2) % stage.head_dim:
+        return f"tcm branch width {width // 2} is not divisible by head_dim {stage.head_dim}"
+    return None
+
+
+BLOCKS.register("s2c-conv", BlockKind(lambda width, stage, index: S2CConvBlock(width, stage.expansion)))
+BLOCKS.register("s2c-attn", BlockKind(lambda width, stage, index: S2CAttentionBlock(width, stage.expansion, stage.heads,
+                                                                                    stage.window), _heads_divide))
+BLOCKS.register("tcm", BlockKind(lambda width, stage, index: TCMBlock(width, stage.expansion, stage.head_dim, stage.window,
+                                                                      index), _tcm_width))
+BLOCKS.register("nafnet", BlockKind(lambda width, stage, index: NAFBlock(width, stage.expansion)))
+BLOCKS.register("elic-rbb", BlockKind(lambda width, stage, index: ResidualBottleneckBlock(width), expansion=False))

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .kinds import RESAMPLERS, Resampler
+
 
 def conv(in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, bias: bool = True) -> nn.Conv2d:
     """'Same'-padded convolution (output size = input size / stride)."""
@@ -130,22 +132,13 @@ class ResidualBlockUpsample(nn.Module):
         return out + self.upsample(x)
 
 
-def resampler(kind: str, in_ch: int, out_ch: int) -> nn.Module:
-    """Factor-2 down- or up-sampling module named by ``kind`` (see ``RESAMPLERS``)."""
-    if kind == "conv3x3":
-        return conv(in_ch, out_ch, 3, 2)
-    if kind == "conv5x5":
-        return conv(in_ch, out_ch, 5, 2)
-    if kind == "rbws":
-        return ResidualBlockWithStride(in_ch, out_ch)
-    if kind == "subpel3x3":
-        return SubpelConv(in_ch, out_ch, 2)
-    if kind == "deconv5x5":
-        return deconv(in_ch, out_ch, 5, 2)
-    if kind == "rbu":
-        return ResidualBlockUpsample(in_ch, out_ch)
-    raise ValueError(f"unknown resampler {kind!r}")
+def _itself(module: nn.Module) -> list[nn.Module]:
+    return [module]
 
 
-DOWNSAMPLERS = ("conv3x3", "conv5x5", "rbws")
-UPSAMPLERS = ("subpel3x3", "deconv5x5", "rbu")
+RESAMPLERS.register("conv3x3", Resampler(lambda i, o: conv(i, o, 3, 2), "down", _itself))
+RESAMPLERS.register("conv5x5", Resampler(lambda i, o: conv(i, o, 5, 2), "down", _itself))
+RESAMPLERS.register("rbws", Resampler(ResidualBlockWithStride, "down", lambda m: [m.conv1, m.skip]))
+RESAMPLERS.register("subpel3x3", Resampler(lambda i, o: SubpelConv(i, o, 2), "up", lambda m: [m[0]]))
+RESAMPLERS.register("deconv5x5", Resampler(lambda i, o: deconv(i, o, 5, 2), "up", _itself))
+RESAMPLERS.register("rbu", Resampler(ResidualBlockUpsample, "up", lambda m: [m.subpel_conv[0], m.upsample[0]]))

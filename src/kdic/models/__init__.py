@@ -1,9 +1,8 @@
 """Staged learned image codecs, their declarative configs and the preset registry."""
 
+from ..entropy import SCCTXConfig, SliceConfig
 from .config import (
     ModelConfig,
-    SCCTXConfig,
-    SliceConfig,
     StageConfig,
     TransformConfig,
     VariableRateConfig,

@@ -1,6 +1,6 @@
 """Declarative model configuration: every width, depth and expansion is a value, never code.
 
-A model is ``ModelConfig(transform=TransformConfig(...), entropy=SCCTXConfig(...) | SliceConfig(...))``,
+A model is ``ModelConfig(transform=TransformConfig(...), entropy=<a registered family's config>)``,
 optionally ``variable_rate=VariableRateConfig(...)`` for one set of weights covering a lambda range.
 Configs are frozen dataclasses, validated on construction, and round-trip through plain dicts
 (``to_dict``/``config_from_dict``) so that a checkpoint can carry its own architecture.
@@ -15,48 +15,44 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from ..entropy import LATENT_CODECS, LatentCodecConfig, SCCTXConfig
 from ..errors import ConfigError
-from ..layers import BLOCK_KINDS, DOWNSAMPLERS, UPSAMPLERS
+from ..layers import BLOCKS, RESAMPLERS, resamplers
+from ..limits import (  # noqa: F401  (re-exported: configs and checkpoints are validated against them)
+    MAX_CHANNELS,
+    MAX_DEPTH,
+    MAX_EXPANSION,
+    MAX_GROUPS,
+    MAX_HEADS,
+    MAX_SLICES,
+    MAX_STAGES,
+    MAX_WINDOW,
+    in_range,
+    require,
+)
 from .rate import RATE_METHODS
 
 ATTENTION_POSITIONS = ("none", "start", "after-resample", "end")
-
-# Upper bounds: a weights file carries its config, so these cap what a hostile file can make kdic
-# build. Each is far above every preset (paper-size ones peak at width 320, depth 8, expansion 4,
-# 8 heads, window 8, 5 groups/slices) and still keeps a model description cheap to instantiate.
-MAX_CHANNELS = 4096  # any width: stage channels, M, hyper/attention/context widths, head_dim, group size
-MAX_DEPTH = 32  # blocks per stage or per hyper transform (Swin-L's deepest stage has 18)
-MAX_EXPANSION = 16.0  # FFN expansion / MLP ratio
-MAX_HEADS = 64
-MAX_WINDOW = 16  # attention window; its non-persistent index buffer grows as window**4
-MAX_GROUPS = 16  # leading SCCTX channel groups
-MAX_SLICES = 32  # TCM slices (and max_support)
 MAX_LMBDA = 1.0  # rate points (a bitstream header refuses more); the paper's range ends at 0.05
 MIN_ANCHORS, MAX_ANCHORS = 2, 16  # anchor lambdas of a variable-rate model
 MAX_DESCRIPTION = 512  # characters, printable (shown by ``kdic info``)
 # A name goes into bitstream headers and names weights files: lowercase, no path separators.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def _in_range(what: str, value: float, low: float, high: float, open_low: bool = False) -> None:
-    """``low <= value <= high`` (``low < value`` if ``open_low``); NaN and inf fail too."""
-    ok = (low < value if open_low else low <= value) and value <= high
-    _require(ok, f"{what} must be {'>' if open_low else '>='} {low:g} and <= {high:g}, got {value}")
+# Fields added after weights files were shipped: a config leaves them out of ``to_dict`` while they
+# hold their default, so it describes itself exactly as it did before they existed.
+ADDED = {"omit_default": True}
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One transform stage: a factor-2 resampler followed by ``depth`` blocks of one kind.
+    """One transform stage: a resampler and ``depth`` blocks of one kind, at width ``channels``.
 
-    ``channels`` is the stage's feature width; ``expansion`` the FFN expansion (MLP ratio for
-    TCM). ``heads`` applies to S2C attention, ``head_dim``/``window`` to attention blocks, and
-    ``attention`` places an extra ELIC attention block at the start, after the resampler, or at
-    the end of the stage.
+    The blocks follow the resampler (``blocks_first=False``) and run at the stage's width, or
+    precede it (cheng2020's synthesis) and run at the stage's input width. ``resample`` names the
+    stage's own resampler (default: the transform's ``down``/``up``). ``expansion`` is the FFN
+    expansion (MLP ratio for TCM); ``heads`` applies to S2C attention, ``head_dim``/``window`` to
+    attention blocks, and ``attention`` places an extra ELIC attention block at the start, after
+    the resampler, or at the end of the stage.
     """
 
     block: str
@@ -67,117 +63,97 @@ class StageConfig:
     head_dim: int = 32
     window: int = 8
     attention: str = "none"
+    resample: str | None = field(default=None, metadata=ADDED)
+    blocks_first: bool = field(default=False, metadata=ADDED)
 
     def __post_init__(self) -> None:
-        _require(self.block in BLOCK_KINDS, f"unknown block kind {self.block!r}; known: {', '.join(BLOCK_KINDS)}")
-        _in_range("stage depth", self.depth, 0, MAX_DEPTH)
-        _in_range("stage channels", self.channels, 1, MAX_CHANNELS)
-        _in_range("FFN expansion", self.expansion, 0, MAX_EXPANSION, open_low=True)
-        _in_range("attention heads", self.heads, 1, MAX_HEADS)
-        _in_range("attention head_dim", self.head_dim, 1, MAX_CHANNELS)
-        _in_range("attention window", self.window, 1, MAX_WINDOW)
-        _require(self.attention in ATTENTION_POSITIONS, f"attention must be one of {ATTENTION_POSITIONS}")
-        if self.block == "s2c-attn":
-            _require(self.channels % self.heads == 0, f"s2c-attn width {self.channels} is not divisible by {self.heads} heads")
-        if self.block == "tcm":
-            _require(self.channels % 2 == 0, f"tcm stage width {self.channels} must be even")
-            _require((self.channels // 2) % self.head_dim == 0,
-                     f"tcm branch width {self.channels // 2} is not divisible by head_dim {self.head_dim}")
+        require(self.block in BLOCKS, f"unknown block kind {self.block!r}; known: {', '.join(BLOCKS)}")
+        in_range("stage depth", self.depth, 0, MAX_DEPTH)
+        in_range("stage channels", self.channels, 1, MAX_CHANNELS)
+        in_range("FFN expansion", self.expansion, 0, MAX_EXPANSION, open_low=True)
+        in_range("attention heads", self.heads, 1, MAX_HEADS)
+        in_range("attention head_dim", self.head_dim, 1, MAX_CHANNELS)
+        in_range("attention window", self.window, 1, MAX_WINDOW)
+        require(self.attention in ATTENTION_POSITIONS, f"attention must be one of {ATTENTION_POSITIONS}")
+        require(self.resample is None or self.resample in RESAMPLERS,
+                f"unknown resampler {self.resample!r}; known: {', '.join(RESAMPLERS)}")
+        if not self.blocks_first:
+            self.check_blocks(self.channels)
+
+    def check_blocks(self, width: int) -> None:
+        """The block kind accepts this stage's settings at the width its blocks run at."""
+        if self.depth:
+            problem = BLOCKS[self.block].check(width, self)
+            require(problem is None, str(problem))
+
+
+def _check_resampler(name: str, direction: str) -> None:
+    require(name in RESAMPLERS and RESAMPLERS[name].direction == direction,
+            f"{direction}-samplers must be one of {resamplers(direction)}, got {name!r}")
 
 
 @dataclass(frozen=True)
 class TransformConfig:
-    """Analysis (stages 1-3) and synthesis (stages 4-6) transforms.
+    """Analysis (``encoder`` stages, in order) and synthesis (``decoder`` stages) transforms.
 
-    Encoder stage k: ``down`` resampler to its width, blocks; stage 3 ends with the
-    ``latent_projection`` to ``latent_channels`` (y). Decoder stage k: ``up`` resampler, blocks;
-    stage 6 ends with the ``image_projection`` to RGB.
+    Encoder stage k: resampler to its width, blocks; the last stage ends with the
+    ``latent_projection`` to ``latent_channels`` (y), or, when that is None, has that width
+    itself. Decoder stage k likewise, the last one ending with the ``image_projection`` to RGB
+    (or being 3 wide). SMoDi numbers the stages 1..E (encoder) then E+1..E+D (decoder).
     """
 
     latent_channels: int
-    encoder: tuple[StageConfig, StageConfig, StageConfig]
-    decoder: tuple[StageConfig, StageConfig, StageConfig]
+    encoder: tuple[StageConfig, ...]
+    decoder: tuple[StageConfig, ...]
     down: str = "conv3x3"
     up: str = "subpel3x3"
-    latent_projection: str = "conv3x3"
-    image_projection: str = "subpel3x3"
+    latent_projection: str | None = "conv3x3"
+    image_projection: str | None = "subpel3x3"
 
     def __post_init__(self) -> None:
-        _in_range("latent_channels", self.latent_channels, 1, MAX_CHANNELS)
-        _require(len(self.encoder) == 3 and len(self.decoder) == 3, "a transform has exactly 3 encoder and 3 decoder stages")
-        _require(self.down in DOWNSAMPLERS and self.latent_projection in DOWNSAMPLERS,
-                 f"down-samplers must be one of {DOWNSAMPLERS}")
-        _require(self.up in UPSAMPLERS and self.image_projection in UPSAMPLERS, f"up-samplers must be one of {UPSAMPLERS}")
+        in_range("latent_channels", self.latent_channels, 1, MAX_CHANNELS)
+        in_range("number of encoder stages", len(self.encoder), 1, MAX_STAGES)
+        in_range("number of decoder stages", len(self.decoder), 1, MAX_STAGES)
+        for direction, default, projection, stages in (("down", self.down, self.latent_projection, self.encoder),
+                                                        ("up", self.up, self.image_projection, self.decoder)):
+            for name in (default, projection, *(s.resample for s in stages)):
+                if name is not None:
+                    _check_resampler(name, direction)
+        require(self.latent_projection is not None or self.encoder[-1].channels == self.latent_channels,
+                "without a latent_projection the last encoder stage must be latent_channels wide")
+        require(self.image_projection is not None or self.decoder[-1].channels == 3,
+                "without an image_projection the last decoder stage must be 3 wide")
+        for stage, width in zip(self.stages, self.stage_widths):
+            if stage.blocks_first:
+                stage.check_blocks(width[0])
 
     @property
     def stages(self) -> tuple[StageConfig, ...]:
-        """All six stages in SMoDi order (1-3 encoder, 4-6 decoder)."""
+        """All stages in SMoDi order (encoder, then decoder)."""
         return (*self.encoder, *self.decoder)
 
+    @property
+    def stage_widths(self) -> list[tuple[int, int]]:
+        """(input, output) channels of every stage, projections included."""
+        enc = [s.channels for s in self.encoder]
+        dec = [s.channels for s in self.decoder]
+        ins = [3, *enc[:-1], self.latent_channels, *dec[:-1]]
+        outs = [*enc[:-1], self.latent_channels, *dec[:-1], 3]
+        return list(zip(ins, outs))
 
-@dataclass(frozen=True)
-class SCCTXConfig:
-    """ELIC space-channel context entropy model with a hyperprior.
+    def resampler_of(self, stage_index: int) -> str:
+        """Resampler name of SMoDi stage ``stage_index`` (1-based)."""
+        stage = self.stages[stage_index - 1]
+        return stage.resample or (self.down if stage_index <= len(self.encoder) else self.up)
 
-    ``groups`` are the leading channel groups; the last group takes the remaining
-    ``M - sum(groups)`` channels. ``style="s2c"`` is S2CFormer's enhanced SCCTX (gated blocks in the
-    hyper transforms, channel context and parameter aggregation, with the three expansions);
-    ``style="elic"`` is ELIC's original conv/ReLU version.
-    """
-
-    hyper_channels: int = 192
-    groups: tuple[int, ...] = (16, 16, 32, 64)
-    style: str = "s2c"
-    hyper_expansion: float = 2.0
-    context_expansion: float = 4.0
-    aggregation_expansion: float = 4.0
-    hyper_blocks: int = 2
-    kind: Literal["scctx"] = "scctx"
-
-    def __post_init__(self) -> None:
-        _require(self.style in ("s2c", "elic"), f"SCCTX style must be 's2c' or 'elic', got {self.style!r}")
-        _in_range("hyper_channels", self.hyper_channels, 1, MAX_CHANNELS)
-        _in_range("number of leading channel groups", len(self.groups), 1, MAX_GROUPS)
-        for g in self.groups:
-            _in_range("channel group size", g, 1, MAX_CHANNELS)
-        for what in ("hyper_expansion", "context_expansion", "aggregation_expansion"):
-            _in_range(what, getattr(self, what), 0, MAX_EXPANSION, open_low=True)
-        _in_range("hyper_blocks", self.hyper_blocks, 0, MAX_DEPTH)
+    @property
+    def stride(self) -> int:
+        """Pixels per latent unit: the product of the analysis resampling factors."""
+        names = [self.resampler_of(k) for k in range(1, len(self.encoder) + 1)]
+        names += [self.latent_projection] if self.latent_projection else []
+        return math.prod(RESAMPLERS[n].factor for n in names)
 
 
-@dataclass(frozen=True)
-class SliceConfig:
-    """TCM's channel-wise autoregressive entropy model (equal slices, Swin attention, LRP)."""
-
-    hyper_channels: int = 192
-    hyper_width: int = 256
-    hyper_head_dim: int = 32
-    hyper_window: int = 4
-    hyper_blocks: int = 2
-    slices: int = 5
-    max_support: int = 5
-    attention_width: int = 128
-    attention_head_dim: int = 16
-    attention_window: int = 8
-    context_widths: tuple[int, int] = (224, 128)
-    kind: Literal["slices"] = "slices"
-
-    def __post_init__(self) -> None:
-        for what in ("hyper_channels", "hyper_width", "hyper_head_dim", "attention_width", "attention_head_dim"):
-            _in_range(what, getattr(self, what), 1, MAX_CHANNELS)
-        for width in self.context_widths:
-            _in_range("context width", width, 1, MAX_CHANNELS)
-        _in_range("hyper_window", self.hyper_window, 1, MAX_WINDOW)
-        _in_range("attention_window", self.attention_window, 1, MAX_WINDOW)
-        _in_range("hyper_blocks", self.hyper_blocks, 0, MAX_DEPTH)
-        _in_range("slices", self.slices, 1, MAX_SLICES)
-        _in_range("max_support", self.max_support, 0, MAX_SLICES)
-        _require(self.hyper_width % 2 == 0 and (self.hyper_width // 2) % self.hyper_head_dim == 0,
-                 "hyper_width/2 must be divisible by hyper_head_dim")
-        _require(self.attention_width % self.attention_head_dim == 0, "attention_width must be divisible by attention_head_dim")
-
-
-EntropyConfig = Union[SCCTXConfig, SliceConfig]
 
 # Eight anchors, log-spaced from 0.0018 to 0.1 (ratio ~1.78, a little denser than the paper's six
 # points 0.0018..0.0483, ratio ~1.9): the paper's range plus about one octave, because the CPU-scale
@@ -200,11 +176,11 @@ class VariableRateConfig:
     method: str = "gain"
 
     def __post_init__(self) -> None:
-        _require(self.method in RATE_METHODS, f"unknown rate method {self.method!r}; known: {', '.join(RATE_METHODS)}")
-        _in_range("number of anchor lambdas", len(self.lmbdas), MIN_ANCHORS, MAX_ANCHORS)
+        require(self.method in RATE_METHODS, f"unknown rate method {self.method!r}; known: {', '.join(RATE_METHODS)}")
+        in_range("number of anchor lambdas", len(self.lmbdas), MIN_ANCHORS, MAX_ANCHORS)
         for lmbda in self.lmbdas:
-            _in_range("anchor lambda", lmbda, 0, MAX_LMBDA, open_low=True)
-        _require(all(a < b for a, b in zip(self.lmbdas, self.lmbdas[1:])),
+            in_range("anchor lambda", lmbda, 0, MAX_LMBDA, open_low=True)
+        require(all(a < b for a, b in zip(self.lmbdas, self.lmbdas[1:])),
                  f"anchor lambdas must be strictly increasing, got {list(self.lmbdas)}")
 
     @property
@@ -221,66 +197,50 @@ class VariableRateConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A complete learned image codec: transforms plus entropy model."""
+    """A complete learned image codec: transforms plus an entropy model of a registered family."""
 
     name: str
     transform: TransformConfig
-    entropy: EntropyConfig = field(default_factory=SCCTXConfig)
+    entropy: LatentCodecConfig = field(default_factory=SCCTXConfig)
     description: str = ""
-    variable_rate: VariableRateConfig | None = None  # None: one lambda per weights file
+    variable_rate: VariableRateConfig | None = field(default=None, metadata=ADDED)  # None: one lambda per file
 
     def __post_init__(self) -> None:
-        _require(NAME_PATTERN.fullmatch(self.name) is not None,
-                 f"model name {self.name[:80]!r} must match {NAME_PATTERN.pattern} (lowercase, no path separators)")
-        _require(len(self.description) <= MAX_DESCRIPTION and self.description.isprintable(),
-                 f"model description must be printable and at most {MAX_DESCRIPTION} characters")
-        m = self.transform.latent_channels
-        if isinstance(self.entropy, SCCTXConfig):
-            lead = sum(self.entropy.groups)
-            _require(m > lead, f"latent channels M={m} must exceed the sum of the leading channel groups "
-                               f"{list(self.entropy.groups)} = {lead} (the last group takes M - {lead})")
-        else:
-            _require(m % self.entropy.slices == 0, f"latent channels M={m} must be divisible by {self.entropy.slices} slices")
+        require(NAME_PATTERN.fullmatch(self.name) is not None,
+                f"model name {self.name[:80]!r} must match {NAME_PATTERN.pattern} (lowercase, no path separators)")
+        require(len(self.description) <= MAX_DESCRIPTION and self.description.isprintable(),
+                f"model description must be printable and at most {MAX_DESCRIPTION} characters")
+        problem = self.family.check(self.entropy, self.transform.latent_channels)
+        require(problem is None, str(problem))
 
     @property
-    def channel_groups(self) -> tuple[int, ...]:
-        """Full SCCTX group sizes including the remainder group."""
-        assert isinstance(self.entropy, SCCTXConfig)
-        return (*self.entropy.groups, self.transform.latent_channels - sum(self.entropy.groups))
-
-
-# Optional parts added after weights files were shipped: left out of ``to_dict`` while unset, so a
-# config that does not use them describes itself exactly as it did before they existed.
-OPTIONAL_FIELDS = ("variable_rate",)
+    def family(self):
+        """The registered latent-codec family of ``entropy``."""
+        return LATENT_CODECS[getattr(self.entropy, "kind", None)]
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """Plain-JSON form of a config (tuples become lists; unset optional parts left out)."""
-    data = dataclasses.asdict(config)
-    if isinstance(config, ModelConfig):
-        for name in OPTIONAL_FIELDS:
-            if data[name] is None:
-                del data[name]
-    return data
+    """Plain-JSON form of a config (tuples become lists; added fields left out while at their default)."""
+    if not dataclasses.is_dataclass(config):
+        return list(map(to_dict, config)) if isinstance(config, (tuple, list)) else config
+    return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)
+            if not (f.metadata.get("omit_default") and getattr(config, f.name) == f.default)}
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = get_origin(tp)
+    if tp is LatentCodecConfig:  # a choice of registered families, by "kind"
+        kind = value.get("kind") if isinstance(value, dict) else None
+        if kind not in LATENT_CODECS:
+            raise ConfigError(f"{where}.kind: expected one of {list(LATENT_CODECS)}, got {str(kind)[:80]!r}")
+        return _build(LATENT_CODECS[kind].config, value, where)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in get_args(tp):
             return None
-        options = [t for t in get_args(tp) if dataclasses.is_dataclass(t)]
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        if len(options) == 1:  # an optional part, not a choice of kinds
-            return _build(options[0], value, where)
-        kinds = {get_type_hints(t)["kind"].__args__[0]: t for t in options}
-        kind = value.get("kind")
-        if not isinstance(kind, str) or kind not in kinds:
-            raise ConfigError(f"{where}.kind: expected one of {sorted(kinds)}, got {kind!r}")
-        return _build(kinds[kind], value, where)
+        (option,) = [t for t in get_args(tp) if t is not type(None)]  # optional values only
+        return _convert(option, value, where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
@@ -295,9 +255,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return value
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is bool and isinstance(value, bool):
+        return value
     if tp in (int, str) and isinstance(value, tp) and not isinstance(value, bool):
         return value
-    raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+    raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {str(value)[:80]!r}")
 
 
 def _build(cls: Any, data: Any, where: str) -> Any:

@@ -1,4 +1,4 @@
-"""The staged learned image codec: g_a (stages 1-3), latent codec, g_s (stages 4-6).
+"""The staged learned image codec: g_a (encoder stages), latent codec, g_s (decoder stages).
 
 Public interface follows CompressAI (``forward`` -> ``x_hat`` + ``likelihoods``, ``aux_loss``) so
 LIC users feel at home; every stage is addressable by its SMoDi index so that it can be frozen,
@@ -10,26 +10,26 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..entropy import SCCTXLatentCodec, SliceLatentCodec
 from ..entropy.coder import fixed_threads
-from ..entropy.latent import HYPER_STRIDE
 from ..errors import ConfigError
-from ..layers import AttentionBlock, make_block, resampler
-from .config import ModelConfig, SCCTXConfig, StageConfig
+from ..layers import BLOCKS, RESAMPLERS, AttentionBlock
+from .config import ModelConfig, StageConfig, TransformConfig
 from .rate import RATE_METHODS
 
 
 class Stage(nn.Module):
-    """One SMoDi stage: resampler, blocks, optional projection (stages 3 and 6), optional ELIC attention."""
+    """One SMoDi stage: resampler and blocks (either order), optional projection (the last stage of a
+    transform), optional ELIC attention block."""
 
     def __init__(self, config: StageConfig, in_ch: int, resample: str, projection: tuple[str, int] | None) -> None:
         super().__init__()
         self.attention_position = config.attention
-        self.resample = resampler(resample, in_ch, config.channels)
-        self.blocks = nn.Sequential(*(
-            make_block(config.block, config.channels, config.expansion, i, config.heads, config.head_dim, config.window)
-            for i in range(config.depth)))
-        self.projection = resampler(projection[0], config.channels, projection[1]) if projection else None
+        self.blocks_first = config.blocks_first
+        self.resample = RESAMPLERS[resample].build(in_ch, config.channels)
+        width = in_ch if config.blocks_first else config.channels
+        kind = BLOCKS[config.block]
+        self.blocks = nn.Sequential(*(kind.build(width, config, i) for i in range(config.depth)))
+        self.projection = RESAMPLERS[projection[0]].build(config.channels, projection[1]) if projection else None
         out_ch = projection[1] if projection else config.channels
         attention_width = {"start": in_ch, "after-resample": config.channels, "end": out_ch}.get(config.attention)
         self.attention = AttentionBlock(attention_width) if attention_width else None
@@ -37,10 +37,13 @@ class Stage(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.attention_position == "start":
             x = self.attention(x)
+        if self.blocks_first:
+            x = self.blocks(x)
         x = self.resample(x)
         if self.attention_position == "after-resample":
             x = self.attention(x)
-        x = self.blocks(x)
+        if not self.blocks_first:
+            x = self.blocks(x)
         if self.projection is not None:
             x = self.projection(x)
         if self.attention_position == "end":
@@ -49,7 +52,7 @@ class Stage(nn.Module):
 
 
 class Transform(nn.Module):
-    """Three stages applied in order; ``forward_stages`` also returns every stage output."""
+    """Stages applied in order; ``forward_stages`` also returns every stage output."""
 
     def __init__(self, stages: list[Stage]) -> None:
         super().__init__()
@@ -68,43 +71,38 @@ class Transform(nn.Module):
         return x
 
 
-def build_latent_codec(config: ModelConfig) -> nn.Module:
-    """Latent codec of y and z described by ``config.entropy``."""
-    m = config.transform.latent_channels
-    e = config.entropy
-    if isinstance(e, SCCTXConfig):
-        return SCCTXLatentCodec(m, config.channel_groups, e.hyper_channels, e.style, e.hyper_expansion,
-                                e.context_expansion, e.aggregation_expansion, e.hyper_blocks)
-    return SliceLatentCodec(m, e.hyper_channels, e.hyper_width, e.hyper_head_dim, e.hyper_window, e.hyper_blocks,
-                            e.slices, e.max_support, e.attention_width, e.attention_head_dim, e.attention_window,
-                            e.context_widths)
+def build_transform(config: TransformConfig, encoder: bool) -> Transform:
+    """g_a (``encoder``) or g_s of ``config``; the last stage carries the projection, if any."""
+    stages = config.encoder if encoder else config.decoder
+    first = 0 if encoder else len(config.encoder)
+    projection = (config.latent_projection, config.latent_channels) if encoder else (config.image_projection, 3)
+    widths = config.stage_widths[first: first + len(stages)]
+    return Transform([
+        Stage(cfg, widths[i][0], config.resampler_of(first + i + 1),
+              projection if i == len(stages) - 1 and projection[0] is not None else None)
+        for i, cfg in enumerate(stages)])
 
 
 class LearnedImageCodec(nn.Module):
     """Learned image codec built from a ``ModelConfig``.
 
-    ``forward(x)`` expects x in [0, 1] with height and width multiples of ``padding_multiple``
+    ``forward(x)`` expects x in [0, 1] with height and width multiples of ``padding_multiple`` (the
+    transform's stride times the family's ``latent_multiple``; 64 for every preset)
     and returns ``{"x_hat", "likelihoods": {"y", "z"}}``. A variable-rate model (config with
     ``variable_rate``) has a ``rate`` module and needs ``lmbda`` in ``forward``, ``compress`` and
     ``decompress``; a fixed-rate one codes at the lambda it was trained for and takes none.
     """
-
-    padding_multiple = 64  # 16 (g_a) x 4 (h_a)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.lmbda: float | None = None  # set by kdic.load from the weights metadata
         t = config.transform
-        enc_in = [3, t.encoder[0].channels, t.encoder[1].channels]
-        self.g_a = Transform([
-            Stage(cfg, enc_in[i], t.down, (t.latent_projection, t.latent_channels) if i == 2 else None)
-            for i, cfg in enumerate(t.encoder)])
-        dec_in = [t.latent_channels, t.decoder[0].channels, t.decoder[1].channels]
-        self.g_s = Transform([
-            Stage(cfg, dec_in[i], t.up, (t.image_projection, 3) if i == 2 else None)
-            for i, cfg in enumerate(t.decoder)])
-        self.latent_codec = build_latent_codec(config)
+        self.g_a = build_transform(t, encoder=True)
+        self.g_s = build_transform(t, encoder=False)
+        self.latent_codec = config.family.build(config.entropy, t.latent_channels)
+        self.latent_stride = t.stride  # pixels per latent unit
+        self.padding_multiple = t.stride * config.family.latent_multiple
         vr = config.variable_rate
         self.rate = RATE_METHODS[vr.method](t.latent_channels, vr.lmbdas) if vr is not None else None
 
@@ -134,12 +132,20 @@ class LearnedImageCodec(nn.Module):
         self.check_lmbda(lmbda)
         return y_hat if self.rate is None else self.rate.unscale_latent(y_hat, lmbda)
 
+    @property
+    def stage_count(self) -> int:
+        return len(self.g_a.stages) + len(self.g_s.stages)
+
+    def stage_path(self, stage_index: int) -> str:
+        """Module path of SMoDi stage 1..E+D (1..E encoder, then decoder) inside this model."""
+        if not 1 <= stage_index <= self.stage_count:
+            raise IndexError(f"stage_index must be in 1..{self.stage_count}, got {stage_index}")
+        encoder = len(self.g_a.stages)
+        return f"g_a.stages.{stage_index - 1}" if stage_index <= encoder else f"g_s.stages.{stage_index - 1 - encoder}"
+
     def stage(self, stage_index: int) -> Stage:
-        """SMoDi stage 1-6 (1-3 encoder, 4-6 decoder)."""
-        if not 1 <= stage_index <= 6:
-            raise IndexError(f"stage_index must be in 1..6, got {stage_index}")
-        transform = self.g_a if stage_index <= 3 else self.g_s
-        return transform.stages[(stage_index - 1) % 3]
+        """SMoDi stage 1..E+D."""
+        return self.get_submodule(self.stage_path(stage_index))
 
     def check_input(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
@@ -157,23 +163,36 @@ class LearnedImageCodec(nn.Module):
 
     @torch.no_grad()
     def compress(self, x: Tensor, lmbda: float | None = None) -> dict:
-        """Entropy-code a batch: ``strings`` = [y strings, z strings] (one per image), ``shape`` = z size;
+        """Entropy-code a batch: ``strings`` = one list per stream of the family (y, z: one string per
+        image), ``shape`` = z size;
         ``y_hat`` is the coded latent (before the inverse gain of a variable-rate model)."""
         self.check_input(x)
         self.check_lmbda(lmbda)
         y = self.scale_latent(self.g_a(x), lmbda)
-        coded = [self.latent_codec.compress(y[i: i + 1]) for i in range(x.shape[0])]
-        return {"strings": [[c["strings"][0] for c in coded], [c["strings"][1] for c in coded]],
-                "shape": (y.shape[-2] // HYPER_STRIDE, y.shape[-1] // HYPER_STRIDE),
+        coded = [self.compress_latent(y[i: i + 1]) for i in range(x.shape[0])]
+        multiple = self.config.family.latent_multiple
+        return {"strings": [list(streams) for streams in zip(*(c["strings"] for c in coded))],
+                "shape": (y.shape[-2] // multiple, y.shape[-1] // multiple),
                 "y_hat": torch.cat([c["y_hat"] for c in coded])}
+
+    @torch.no_grad()
+    def compress_latent(self, y: Tensor) -> dict:
+        """Entropy-code one (already rate-scaled) latent: ``strings`` in the family's stream order,
+        ``y_hat`` as the decoder will see it, ``symbols`` coded."""
+        return self.latent_codec.compress(y)
+
+    @torch.no_grad()
+    def decompress_latent(self, strings: list[bytes], y_shape: tuple[int, int, int, int]) -> dict:
+        """Inverse of ``compress_latent``; ValueError on streams that cannot be parsed or are not used up."""
+        return self.latent_codec.decompress(strings, y_shape)
 
     @torch.no_grad()
     def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], lmbda: float | None = None) -> dict:
         """Inverse of ``compress``; the synthesis runs single-threaded so every machine gets the same pixels."""
         self.check_lmbda(lmbda)
-        y_shape = (1, self.config.transform.latent_channels, shape[0] * HYPER_STRIDE, shape[1] * HYPER_STRIDE)
-        y_hat = torch.cat([self.latent_codec.decompress([y_s, z_s], y_shape)["y_hat"]
-                           for y_s, z_s in zip(strings[0], strings[1])])
+        multiple = self.config.family.latent_multiple
+        y_shape = (1, self.config.transform.latent_channels, shape[0] * multiple, shape[1] * multiple)
+        y_hat = torch.cat([self.decompress_latent(list(streams), y_shape)["y_hat"] for streams in zip(*strings)])
         return {"x_hat": self.synthesize(y_hat, lmbda)}
 
     @torch.no_grad()

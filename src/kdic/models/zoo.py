@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import ConfigError
-from .config import MAX_DESCRIPTION, ModelConfig, SCCTXConfig, SliceConfig, StageConfig, TransformConfig, VariableRateConfig
+from ..entropy import SCCTXConfig, SliceConfig
+from .config import MAX_DESCRIPTION, ModelConfig, StageConfig, TransformConfig, VariableRateConfig
 
 
 def mirrored(encoder: tuple[StageConfig, StageConfig, StageConfig], latent_channels: int, **resamplers: str) -> TransformConfig:
