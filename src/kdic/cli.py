@@ -547,6 +547,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .checkpoint import save
+    from .importers import import_checkpoint
+
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise KdicError(f"{output} exists; use --force to overwrite")
+    model = import_checkpoint(args.source, args.source_kind, partial=args.partial, name=args.name)
+    save(model, output, lmbda=args.lmbda, extra={"imported_from": args.source_kind, "source_file": Path(args.source).name,
+                                                 "partial": args.partial})
+    if not args.quiet:
+        print(f"{args.source} ({args.source_kind}) -> {output}: model {model.config.name!r}, "
+              f"{model.num_parameters():,} parameters{', transforms only' if args.partial else ''}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdic", description="Learned image compression and its knowledge distillation.")
     parser.add_argument("--version", action="version", version=f"kdic {__version__}")
@@ -689,6 +705,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="overwrite an existing output")
     export.add_argument("--quiet", action="store_true")
     export.set_defaults(func=_cmd_export)
+
+    imp = sub.add_parser("import", help="convert another project's checkpoint (CompressAI, LIC_TCM) into kdic weights")
+    imp.add_argument("source", help="checkpoint: .pth/.pth.tar/.pt (read with weights_only=True) or .safetensors")
+    imp.add_argument("-o", "--output", required=True, help="kdic weights file to write")
+    imp.add_argument("--from", dest="source_kind", required=True, metavar="SOURCE",
+                     help="what the checkpoint holds: " + ", ".join(__import__("kdic.importers", fromlist=["x"]).IMPORTERS))
+    imp.add_argument("--partial", action="store_true", help="the checkpoint holds only the transforms (g_a.*, g_s.*)")
+    imp.add_argument("--lmbda", type=float, help="the lambda it was trained at (recorded; distillation defaults to it)")
+    imp.add_argument("--name", help="model name (default: the source and its widths)")
+    imp.add_argument("--force", action="store_true", help="overwrite an existing output")
+    imp.add_argument("--quiet", action="store_true")
+    imp.set_defaults(func=_cmd_import)
 
     info = sub.add_parser("info", help="show the header of a .kdic file or the metadata of a weights file")
     info.add_argument("file")

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..layers import conv, deconv
 from ..limits import MAX_CHANNELS, in_range
 from .bottleneck import EntropyBottleneck
-from .coder import quantize_parameters, residual_symbols
+from .coder import NEAREST, quantize_parameters, residual_symbols
 from .family import LATENT_CODECS, LatentCodecConfig, LatentCodecFamily
 from .latent import HyperpriorLatentCodec, SymbolCoder
 from .ops import gaussian_likelihood, quantize
@@ -68,7 +68,7 @@ class GaussianHyperpriorCodec(HyperpriorLatentCodec):
                y: Tensor | None) -> Tensor:
         """All of y in one pass, (C, H, W) order, under the snapped scales and means."""
         scales, means = side
-        indexes, means = quantize_parameters(scales, scales.new_zeros(()) if means is None else means)
+        indexes, means = quantize_parameters(scales, scales.new_zeros(()) if means is None else means, NEAREST)
         means = means.expand_as(scales)
         symbols = None if y is None else residual_symbols(y, means)
         return coder.code(symbols, indexes) + means

@@ -82,6 +82,7 @@ class KeyMap:
         self.used: set[str] = set()
         self.derived: set[str] = set()
         self.target: dict[str, Tensor] = {}
+        self.origin: dict[str, str] = {}  # kdic name -> the source key it came from
 
     def has(self, key: str) -> bool:
         return key in self.state
@@ -96,11 +97,12 @@ class KeyMap:
         self.used.add(key)
         return self.state[key].float()
 
-    def put(self, target: str, value: Tensor) -> None:
+    def put(self, target: str, value: Tensor, origin: str | None = None) -> None:
         self.target[target] = value
+        self.origin[target] = origin or target
 
     def copy(self, source: str, target: str) -> None:
-        self.put(target, self.take(source))
+        self.put(target, self.take(source), source)
 
     def copy_prefix(self, source: str, target: str) -> None:
         """Every source key under ``source.`` to the same relative name under ``target.``."""
@@ -124,10 +126,10 @@ class KeyMap:
         expected = model.state_dict()
         for name, value in self.target.items():
             if name not in expected:
-                raise ImportFailed(f"{source}: no kdic tensor {name!r} to hold it")
+                raise ImportFailed(f"{source}: key {self.origin[name]!r} does not fit the layout (kdic has no {name!r})")
             if tuple(expected[name].shape) != tuple(value.shape):
-                raise ImportFailed(f"{source}: {name} has shape {tuple(value.shape)}, the layout needs "
-                                   f"{tuple(expected[name].shape)}")
+                raise ImportFailed(f"{source}: key {self.origin[name]!r} has shape {tuple(value.shape)}, the layout "
+                                   f"needs {tuple(expected[name].shape)} for {name}")
         missing = [k for k in expected if k not in self.target and not (partial and k.startswith("latent_codec."))
                    and not k.startswith("rate.")]
         if missing:
@@ -178,8 +180,8 @@ def copy_gdn(keys: KeyMap, source: str, target: str) -> None:
             return torch.maximum(stored.double(), bound.double()) ** 2 - pedestal.double()
         return stored.double() ** 2  # a plain (already non-negative) parametrization
     beta_min = GDN(1).beta_min
-    keys.put(f"{target}.beta", (effective("beta") - beta_min).clamp_min(0).sqrt().float())
-    keys.put(f"{target}.gamma", effective("gamma").clamp_min(0).sqrt().float())
+    keys.put(f"{target}.beta", (effective("beta") - beta_min).clamp_min(0).sqrt().float(), f"{source}.beta")
+    keys.put(f"{target}.gamma", effective("gamma").clamp_min(0).sqrt().float(), f"{source}.gamma")
 
 
 def copy_factorized_prior(keys: KeyMap, source: str, target: str) -> None:

@@ -1,0 +1,138 @@
+"""Importing CompressAI checkpoints: conformance with outputs computed by CompressAI's own code
+(../shared/conformance, not kdic), the checkpoint forms users hold, and layouts that do not fit."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import kdic
+from kdic.importers import ImportFailed, import_checkpoint, read_state_dict
+
+CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
+HYPERPRIORS = {"bmshj2018-hyperprior-N64-M96": "compressai:bmshj2018-hyperprior",
+               "mbt2018-mean-N64-M96": "compressai:mbt2018-mean"}
+PRETRAINED = CONFORMANCE / "pretrained" / "mbt2018-mean-N64-M96-lmbda0.013"
+
+
+@pytest.fixture(scope="module")
+def conformance() -> Path:
+    if not CONFORMANCE.is_dir():
+        pytest.skip(f"conformance fixtures not found at {CONFORMANCE} (they live in ../shared, beside the clone)")
+    return CONFORMANCE
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return 10 * math.log10(1 / float(((a - b) ** 2).mean()))
+
+
+@pytest.mark.parametrize("fixture", sorted(HYPERPRIORS))
+def test_imported_model_reproduces_compressai(conformance, fixture):
+    """Eval-mode forward within 1e-4 of CompressAI's; kdic's own coded path within 0.01 dB of
+    CompressAI's decoded image and 2% of its estimated bits; parameter count equal."""
+    folder = conformance / fixture
+    meta = json.loads((folder / "meta.json").read_text())
+    expected = load_file(str(folder / "expected.safetensors"))
+    model = import_checkpoint(folder / "weights.safetensors", HYPERPRIORS[fixture])
+    assert model.num_parameters() == meta["params"]
+    x = expected["x"]
+    with torch.no_grad():
+        y = model.g_a(x)
+        out = model(x)
+    assert float((y - expected["y"]).abs().max()) < 1e-4
+    assert float((out["x_hat"] - expected["x_hat"]).abs().max()) < 1e-4
+    for name in ("y", "z"):
+        peer = expected[f"likelihoods_{name}"]
+        assert float(((out["likelihoods"][name] - peer).abs() / peer).max()) < 1e-4
+    coded = model.compress(x)
+    decoded = model.decompress(coded["strings"], coded["shape"])["x_hat"]
+    assert abs(_psnr(decoded, x) - _psnr(expected["x_hat_decoded"], x)) < 0.01
+    bits = 8 * sum(len(s) for streams in coded["strings"] for s in streams)
+    assert abs(bits / meta["estimated_bits_eval_forward"] - 1) < 0.02
+
+
+@pytest.mark.parametrize("layout", ["bmshj2018-hyperprior quality 1-5", "bmshj2018-hyperprior quality 6-8",
+                                    "mbt2018-mean quality 1-4", "mbt2018-mean quality 5-8"])
+def test_full_size_layouts_import_with_every_key_mapped(conformance, layout):
+    layouts = json.loads((conformance / "full_size_state_dict_shapes.json").read_text())
+    (key,) = [k for k in layouts if k.startswith(f"compressai/{layout}")]
+    state = {name: torch.zeros(shape) for name, shape in layouts[key]["state_dict"].items()}
+    model = import_checkpoint(state, "compressai:" + layout.split()[0])
+    assert model.num_parameters() == layouts[key]["params"]
+    assert model.padding_multiple == 64 and model.stage_count == 6
+
+
+def test_checkpoint_forms_users_hold(conformance, tmp_path):
+    """{"state_dict": ...}, DataParallel's module. prefix, pre-1.2.7 names, a pickled .pth.tar: one model."""
+    folder = conformance / "mbt2018-mean-N64-M96"
+    reference = import_checkpoint(folder / "weights.safetensors", "compressai:mbt2018-mean")
+    state = load_file(str(folder / "weights.safetensors"))
+    old = {"module." + re.sub(r"\.(matrices|biases|factors)\.(\d)$",
+                              lambda m: f"._{ {'matrices': 'matrix', 'biases': 'bias', 'factors': 'factor'}[m[1]]}{m[2]}", k): v
+           for k, v in state.items()}
+    assert "module.entropy_bottleneck._matrix0" in old
+    torch.save({"epoch": 3, "state_dict": old}, tmp_path / "checkpoint_best_loss.pth.tar")
+    model = import_checkpoint(tmp_path / "checkpoint_best_loss.pth.tar", "compressai:mbt2018-mean")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_pickled_code_is_never_run(tmp_path, capsys):
+    torch.save({"state_dict": {"g_a.0.weight": torch.zeros(1)}, "payload": _Exploit()}, tmp_path / "evil.pth")
+    with pytest.raises(ImportFailed, match="not a readable checkpoint"):
+        read_state_dict(tmp_path / "evil.pth")
+    assert "pickled code ran" not in capsys.readouterr().out
+
+
+def test_layouts_that_do_not_fit_name_the_key(conformance):
+    state = load_file(str(conformance / "mbt2018-mean-N64-M96" / "weights.safetensors"))
+    with pytest.raises(ImportFailed, match="mean-scale .* not bmshj2018-hyperprior"):
+        import_checkpoint(state, "compressai:bmshj2018-hyperprior")
+    with pytest.raises(ImportFailed, match=r"key 'h_s\.9\.weight' does not fit"):
+        import_checkpoint({**state, "h_s.9.weight": torch.zeros(1)}, "compressai:mbt2018-mean")
+    with pytest.raises(ImportFailed, match=r"expected key 'g_a\.1\.beta' is missing"):
+        import_checkpoint({k: v for k, v in state.items() if k != "g_a.1.beta"}, "compressai:mbt2018-mean")
+    with pytest.raises(ImportFailed, match="--partial takes only g_a"):
+        import_checkpoint(state, "compressai:mbt2018-mean", partial=True)
+    transforms = {k: v for k, v in state.items() if k.startswith(("g_a.", "g_s."))}
+    partial = import_checkpoint(transforms, "compressai:mbt2018-mean", partial=True)
+    assert torch.equal(partial.g_a.stages[0].resample.weight, state["g_a.0.weight"])
+    with pytest.raises(kdic.ConfigError, match="unknown import source"):
+        import_checkpoint(state, "compressai:nope")
+
+
+def test_imported_teacher_is_an_ordinary_kdic_model(tmp_path, kodak_dir):
+    """kdic import, then eval with real bitstreams reproduces CompressAI's own Kodak evaluation (first
+    4 images: PSNR within 0.01 dB, real bpp within 2%); compress/decompress work on files."""
+    if not PRETRAINED.is_dir():
+        pytest.skip(f"pretrained CompressAI teacher not found at {PRETRAINED}")
+    weights = tmp_path / "mbt.safetensors"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "kdic", *a], capture_output=True, text=True)  # noqa: E731
+    done = run("import", str(PRETRAINED / "weights.safetensors"), "-o", str(weights), "--from", "compressai:mbt2018-mean",
+               "--lmbda", "0.013", "--quiet")
+    assert done.returncode == 0, done.stderr
+    done = run("eval", "--weights", str(weights), "--data", str(kodak_dir), "--limit", "4", "-o", str(tmp_path / "r.json"),
+               "--quiet")
+    assert done.returncode == 0, done.stderr
+    peer = json.loads((PRETRAINED / "kodak.json").read_text())["per_image"][:4]
+    ours = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert abs(ours["psnr-rgb"][0] - np.mean([r["psnr_rgb"] for r in peer])) < 0.01
+    assert abs(ours["bpp"][0] / np.mean([r["bpp"] for r in peer]) - 1) < 0.02
+    image = sorted(kodak_dir.glob("*.png"))[0]
+    assert run("compress", str(image), "--weights", str(weights), "-o", str(tmp_path / "a.kdic"), "--quiet").returncode == 0
+    done = run("decompress", str(tmp_path / "a.kdic"), "--weights", str(weights), "-o", str(tmp_path / "a.png"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.png").stat().st_size > 0
