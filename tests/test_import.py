@@ -19,8 +19,9 @@ import kdic
 from kdic.importers import ImportFailed, import_checkpoint, read_state_dict
 
 CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
-HYPERPRIORS = {"bmshj2018-hyperprior-N64-M96": "compressai:bmshj2018-hyperprior",
-               "mbt2018-mean-N64-M96": "compressai:mbt2018-mean"}
+SOURCES = {"bmshj2018-hyperprior-N64-M96": "compressai:bmshj2018-hyperprior",
+           "mbt2018-mean-N64-M96": "compressai:mbt2018-mean",
+           "elic2022-official-N64-M128": "compressai:elic2022-official"}
 PRETRAINED = CONFORMANCE / "pretrained" / "mbt2018-mean-N64-M96-lmbda0.013"
 
 
@@ -35,14 +36,14 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1 / float(((a - b) ** 2).mean()))
 
 
-@pytest.mark.parametrize("fixture", sorted(HYPERPRIORS))
+@pytest.mark.parametrize("fixture", sorted(SOURCES))
 def test_imported_model_reproduces_compressai(conformance, fixture):
     """Eval-mode forward within 1e-4 of CompressAI's; kdic's own coded path within 0.01 dB of
     CompressAI's decoded image and 2% of its estimated bits; parameter count equal."""
     folder = conformance / fixture
     meta = json.loads((folder / "meta.json").read_text())
     expected = load_file(str(folder / "expected.safetensors"))
-    model = import_checkpoint(folder / "weights.safetensors", HYPERPRIORS[fixture])
+    model = import_checkpoint(folder / "weights.safetensors", SOURCES[fixture])
     assert model.num_parameters() == meta["params"]
     x = expected["x"]
     with torch.no_grad():
@@ -61,7 +62,7 @@ def test_imported_model_reproduces_compressai(conformance, fixture):
 
 
 @pytest.mark.parametrize("layout", ["bmshj2018-hyperprior quality 1-5", "bmshj2018-hyperprior quality 6-8",
-                                    "mbt2018-mean quality 1-4", "mbt2018-mean quality 5-8"])
+                                    "mbt2018-mean quality 1-4", "mbt2018-mean quality 5-8", "elic2022-official"])
 def test_full_size_layouts_import_with_every_key_mapped(conformance, layout):
     layouts = json.loads((conformance / "full_size_state_dict_shapes.json").read_text())
     (key,) = [k for k in layouts if k.startswith(f"compressai/{layout}")]

@@ -348,7 +348,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     if lmbda is None and vr is None:
         raise KdicError(f"{args.teacher} records no lambda; pass --lmbda")
     if args.student == "derive" or (args.student is None and teacher_config.name not in TEACHER_OF.values()):
-        student = derive_student(teacher_config, f"{teacher_config.name}-student", args.stage1_channels)
+        student = derive_student(teacher_config, f"{teacher_config.name}-student", args.stage1_channels,
+                                 width_scale=args.width_scale)
     elif args.student is None:
         student = get_config(next(s for s, t in TEACHER_OF.items() if t == teacher_config.name))
     else:
@@ -619,7 +620,9 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--teacher", required=True, help="teacher weights (.safetensors written by kdic)")
     distill.add_argument("--student", help="student preset, model-config JSON, or 'derive' (teacher-guided "
                                              "construction); default: the teacher's registered student, else derive")
-    distill.add_argument("--stage1-channels", type=int, help="stage-1/6 width of a derived student")
+    distill.add_argument("--stage1-channels", type=int, help="width of the first (and mirrored last) stage of a derived student")
+    distill.add_argument("--width-scale", type=float, default=0.65,
+                         help="width factor of plain conv/GDN stages of a derived student (0.65: about half the MACs)")
     distill.add_argument("--strategy", default="smodi", help="strategy name (smodi, vanilla, e2e-feature, two-stage, "
                                                                "stagewise-explicit) or a strategy JSON file")
     distill.add_argument("--teacher-init", action="store_true", help="initialise kept student blocks from the teacher")

@@ -17,6 +17,9 @@ MAX_HEADS = 64
 MAX_WINDOW = 16  # attention window; its non-persistent index buffer grows as window**4
 MAX_GROUPS = 16  # leading SCCTX channel groups
 MAX_SLICES = 32  # TCM slices (and max_support)
+# Field metadata of config fields added after weights files were shipped: a config leaves them out of
+# ``to_dict`` while they hold their default, so it describes itself exactly as it did before.
+ADDED = {"omit_default": True}
 
 
 def require(condition: bool, message: str) -> None:

@@ -55,6 +55,7 @@ class CodingGrid:
 # and a 1/256 mean grid ~0.2% (measured on the CompressAI conformance fixtures).
 ROUND_UP = CodingGrid()
 NEAREST = CodingGrid(nearest_scale=True, mean_step=1.0 / 256)
+CODING_GRIDS = {"round-up": ROUND_UP, "nearest": NEAREST}
 
 
 def quantize_parameters(scales: Tensor, means: Tensor, grid: CodingGrid = ROUND_UP) -> tuple[Tensor, Tensor]:

@@ -9,16 +9,16 @@ spatial context first, then non-anchors with the anchors' context.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..layers import GatedFFN, LayerNorm2d, S2CConvBlock, SubpelConv, conv, deconv
-from ..limits import MAX_CHANNELS, MAX_DEPTH, MAX_EXPANSION, MAX_GROUPS, in_range, require
+from ..limits import ADDED, MAX_CHANNELS, MAX_DEPTH, MAX_EXPANSION, MAX_GROUPS, in_range, require
 from .bottleneck import EntropyBottleneck
-from .coder import quantize_parameters, residual_symbols
+from .coder import CODING_GRIDS, ROUND_UP, CodingGrid, quantize_parameters, residual_symbols
 from .family import CONTEXT_PHASES, LATENT_CODECS, LatentCodecConfig, LatentCodecFamily
 from .latent import HyperpriorLatentCodec, SymbolCoder
 from .ops import gaussian_likelihood, quantize
@@ -42,6 +42,9 @@ class SCCTXConfig(LatentCodecConfig):
     aggregation_expansion: float = 4.0
     hyper_blocks: int = 2
     kind: Literal["scctx"] = "scctx"
+    # How coding snaps scales and means (``kdic.entropy.coder``): the presets shipped rounding up;
+    # imported models code with the nearest entry.
+    coding: Literal["round-up", "nearest"] = field(default="round-up", metadata=ADDED)
 
     def __post_init__(self) -> None:
         require(self.style in ("s2c", "elic"), f"SCCTX style must be 's2c' or 'elic', got {self.style!r}")
@@ -99,9 +102,10 @@ class SCCTXLatentCodec(HyperpriorLatentCodec):
 
     def __init__(self, latent_channels: int, groups: tuple[int, ...], hyper_channels: int, style: str,
                  hyper_expansion: float, context_expansion: float, aggregation_expansion: float,
-                 hyper_blocks: int) -> None:
+                 hyper_blocks: int, grid: CodingGrid = ROUND_UP) -> None:
         super().__init__()
         m, n = latent_channels, hyper_channels
+        self.grid = grid
         self.groups = list(groups)
         self.h_a, self.h_s = self._hyper_transforms(m, n, style, hyper_expansion, hyper_blocks)
         self.entropy_bottleneck = EntropyBottleneck(n)
@@ -188,7 +192,7 @@ class SCCTXLatentCodec(HyperpriorLatentCodec):
             y_hat = side.new_zeros(b, g, h, w)
             for mask in (anchor, ~anchor):
                 spatial = self.spatial_context[k](y_hat) if mask is not anchor else side.new_zeros(b, 2 * g, h, w)
-                indexes, means = quantize_parameters(*self.group_params(k, spatial, context))
+                indexes, means = quantize_parameters(*self.group_params(k, spatial, context), self.grid)
                 mask = mask.expand_as(means)
                 symbols = None if y_groups[k] is None else residual_symbols(y_groups[k], means)[mask]
                 y_hat[mask] = coder.code(symbols, indexes[mask]) + means[mask]
@@ -206,7 +210,8 @@ def _fits(config: SCCTXConfig, latent_channels: int) -> str | None:
 LATENT_CODECS.register("scctx", LatentCodecFamily(
     SCCTXConfig,
     build=lambda c, m: SCCTXLatentCodec(m, c.channel_groups(m), c.hyper_channels, c.style, c.hyper_expansion,
-                                        c.context_expansion, c.aggregation_expansion, c.hyper_blocks),
+                                        c.context_expansion, c.aggregation_expansion, c.hyper_blocks,
+                                        CODING_GRIDS[c.coding]),
     parts={"channel_context": ("channel_context",), "param_aggregation": ("param_aggregation",),
            "spatial_context": ("spatial_context",), "hyper": ("h_a", "h_s", "entropy_bottleneck")},
     phases=CONTEXT_PHASES,

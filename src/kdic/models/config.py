@@ -19,6 +19,7 @@ from ..entropy import LATENT_CODECS, LatentCodecConfig, SCCTXConfig
 from ..errors import ConfigError
 from ..layers import BLOCKS, RESAMPLERS, resamplers
 from ..limits import (  # noqa: F401  (re-exported: configs and checkpoints are validated against them)
+    ADDED,
     MAX_CHANNELS,
     MAX_DEPTH,
     MAX_EXPANSION,
@@ -38,9 +39,6 @@ MIN_ANCHORS, MAX_ANCHORS = 2, 16  # anchor lambdas of a variable-rate model
 MAX_DESCRIPTION = 512  # characters, printable (shown by ``kdic info``)
 # A name goes into bitstream headers and names weights files: lowercase, no path separators.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-# Fields added after weights files were shipped: a config leaves them out of ``to_dict`` while they
-# hold their default, so it describes itself exactly as it did before they existed.
-ADDED = {"omit_default": True}
 
 
 @dataclass(frozen=True)
