@@ -62,14 +62,30 @@ def test_imported_model_reproduces_compressai(conformance, fixture):
 
 
 @pytest.mark.parametrize("layout", ["bmshj2018-hyperprior quality 1-5", "bmshj2018-hyperprior quality 6-8",
-                                    "mbt2018-mean quality 1-4", "mbt2018-mean quality 5-8", "elic2022-official"])
+                                    "mbt2018-mean quality 1-4", "mbt2018-mean quality 5-8", "elic2022-official",
+                                    "TCM-L", "TCM-S"])
 def test_full_size_layouts_import_with_every_key_mapped(conformance, layout):
     layouts = json.loads((conformance / "full_size_state_dict_shapes.json").read_text())
-    (key,) = [k for k in layouts if k.startswith(f"compressai/{layout}")]
+    (key,) = [k for k in layouts if k.split("/")[1].startswith(layout)]
     state = {name: torch.zeros(shape) for name, shape in layouts[key]["state_dict"].items()}
-    model = import_checkpoint(state, "compressai:" + layout.split()[0])
+    model = import_checkpoint(state, "lic_tcm:tcm" if key.startswith("lic_tcm") else "compressai:" + layout.split()[0])
     assert model.num_parameters() == layouts[key]["params"]
     assert model.padding_multiple == 64 and model.stage_count == 6
+
+
+def test_lic_tcm_transforms_reproduce_lic_tcm(conformance):
+    """Transforms-only TCM fixture (LIC_TCM's own code): y = g_a(x), x_hat = g_s(round(y)) within 1e-4."""
+    folder = conformance / "lic_tcm-transforms-N32"
+    state = load_file(str(folder / "weights.safetensors"))
+    expected = load_file(str(folder / "expected.safetensors"))
+    model = import_checkpoint(state, "lic_tcm:tcm", partial=True)
+    transform_parameters = sum(v.numel() for k, v in state.items() if not k.endswith(("pedestal", "bound")))
+    assert sum(p.numel() for n, p in model.named_parameters() if n.startswith(("g_a.", "g_s."))) == transform_parameters
+    with torch.no_grad():
+        y = model.g_a(expected["x"])
+        x_hat = model.g_s(torch.round(y))
+    assert float((y - expected["y"]).abs().max()) < 1e-4
+    assert float((x_hat - expected["x_hat"]).abs().max()) < 1e-4
 
 
 def test_checkpoint_forms_users_hold(conformance, tmp_path):
