@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import kdic
+import kdic.cli
 from kdic.importers import ImportFailed, import_checkpoint, read_state_dict
 
 CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
@@ -153,3 +154,29 @@ def test_imported_teacher_is_an_ordinary_kdic_model(tmp_path, kodak_dir):
     done = run("decompress", str(tmp_path / "a.kdic"), "--weights", str(weights), "-o", str(tmp_path / "a.png"), "--quiet")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_an_imported_teacher_distills_with_every_strategy_path(conformance, tmp_path):
+    """The worked example in miniature: import, derive a half-MACs student, SMoDi and prune-finetune
+    for a few steps each, then code a real file with the student."""
+    from kdic.bench.complexity import count_complexity
+    from kdic.data import SAMPLES_DIR
+
+    teacher = tmp_path / "teacher.safetensors"
+    source = conformance / "mbt2018-mean-N64-M96" / "weights.safetensors"
+    assert kdic.cli.main(["import", str(source), "-o", str(teacher), "--from", "compressai:mbt2018-mean",
+                          "--lmbda", "0.013", "--quiet"]) == 0
+    for strategy in ("smodi", "prune-finetune"):
+        run = tmp_path / strategy
+        assert kdic.cli.main(["distill", "--teacher", str(teacher), "--strategy", strategy, "--data", str(SAMPLES_DIR),
+                              "--run-dir", str(run), "--steps", "8", "--batch-size", "1", "--crop", "64", "--quiet"]) == 0
+    phases = [p["name"] for p in json.loads((tmp_path / "smodi" / "summary.json").read_text())["phases"]]
+    assert phases == [f"stage{k}" for k in range(1, 7)] + ["finetune"]  # no context model: stages, then fine-tune
+    student = kdic.load(tmp_path / "smodi" / "model.safetensors")
+    ratio = count_complexity(student, (1, 3, 512, 768)).macs_total / count_complexity(
+        kdic.load(teacher), (1, 3, 512, 768)).macs_total
+    assert 0.4 < ratio < 0.55
+    image = sorted(SAMPLES_DIR.glob("*.png"))[0]
+    args = ["--weights", str(tmp_path / "smodi" / "model.safetensors"), "--quiet"]
+    assert kdic.cli.main(["compress", str(image), "-o", str(tmp_path / "s.kdic"), *args]) == 0
+    assert kdic.cli.main(["decompress", str(tmp_path / "s.kdic"), "-o", str(tmp_path / "s.png"), *args]) == 0
