@@ -22,13 +22,13 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..fileio import read_json
+from ..train.losses import PHASE_LOSSES
 
 STAGE_PART = re.compile(r"stage([1-9][0-9]?)")
 STAGE_GROUPS = ("encoder", "decoder", "stages")
 PART_NAME = re.compile(r"[a-z][a-z_]{0,39}|stage[1-9][0-9]?")  # entropy part names are the family's
 EACH = ("stage", "entropy-part")
 HOSTS = ("student", "teacher")
-LOSSES = ("rd", "rd+feature", "feature")
 STRATEGY_DIR = Path(__file__).resolve().parents[1] / "configs" / "strategies"
 STRATEGY_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")  # bundled names only: no dots, no path separators
 
@@ -63,8 +63,8 @@ class PhaseSpec:
             raise ConfigError(f"{where}: 'train' names no part")
         if self.host not in HOSTS:
             raise ConfigError(f"{where}: host must be one of {HOSTS}, got {self.host!r}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"{where}: loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.loss not in PHASE_LOSSES:
+            raise ConfigError(f"{where}: loss must be one of {tuple(PHASE_LOSSES)}, got {self.loss[:40]!r}")
         if self.host == "teacher":
             missing = set(self.train) - set(self.swap)
             if missing or "all" in self.swap:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..registry import Registry
 
 
 class GainUnits(nn.Module):
@@ -95,4 +96,5 @@ class GainUnits(nn.Module):
         return y_hat * self.inverse_gain(lmbda)
 
 
-RATE_METHODS: dict[str, type[nn.Module]] = {"gain": GainUnits}
+RATE_METHODS: Registry[type[nn.Module]] = Registry("rate method")
+RATE_METHODS.register("gain", GainUnits)

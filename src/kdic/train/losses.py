@@ -9,8 +9,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-LOSS_KINDS = ("rd", "rd+feature", "feature")
-
+from ..registry import Registry
 
 def rate_bpp(likelihoods: dict[str, Tensor], num_pixels: int) -> Tensor:
     """Estimated bits per pixel from the likelihoods of every latent."""
@@ -30,25 +29,33 @@ def psnr(mse: float, peak: float = 1.0) -> float:
     return 10 * math.log10(peak**2 / mse) if mse > 0 else float("inf")
 
 
+PhaseLoss = Callable[[dict, Tensor, float, float], dict[str, Tensor]]  # (outputs, x, lambda, feature weight)
+PHASE_LOSSES: Registry[PhaseLoss] = Registry("phase loss")
+
+
+def _rd_plus_feature(out: dict, x: Tensor, lmbda: float, feature_weight: float) -> dict[str, Tensor]:
+    losses = rd_loss(out, x, lmbda)
+    return {**losses, "feature": out["feature"], "loss": losses["loss"] + feature_weight * out["feature"]}
+
+
+PHASE_LOSSES.register("rd", lambda out, x, lmbda, weight: rd_loss(out, x, lmbda))
+PHASE_LOSSES.register("rd+feature", _rd_plus_feature)
+PHASE_LOSSES.register("feature", lambda out, x, lmbda, weight: {"loss": out["feature"], "feature": out["feature"]})
+
+
 def phase_loss(kind: str = "rd", feature_weight: float = 0.0) -> Callable[[nn.Module, Tensor, float], dict[str, Tensor]]:
-    """Loss of one phase at the step's lambda: RD, RD + weighted feature MSE, or the explicit feature
-    MSE alone; plus the aux loss whenever the module trains its factorized prior.
+    """Loss of one phase at the step's lambda (a registered ``PHASE_LOSSES`` entry: RD, RD + weighted
+    feature MSE, or the explicit feature MSE alone), plus the aux loss whenever the module trains its
+    factorized prior.
 
     A variable-rate module is run at the step's lambda; a fixed-rate one only weighs its loss with it.
     """
-    if kind not in LOSS_KINDS:
-        raise ValueError(f"unknown loss kind {kind!r}; known: {', '.join(LOSS_KINDS)}")
+    compute = PHASE_LOSSES[kind]
 
     def loss(forward: nn.Module, x: Tensor, lmbda: float) -> dict[str, Tensor]:
         module = getattr(forward, "module", forward)  # under DDP
         out = forward(x, lmbda) if getattr(module, "variable_rate", False) else forward(x)
-        if kind == "feature":
-            losses = {"loss": out["feature"], "feature": out["feature"]}
-        else:
-            losses = rd_loss(out, x, lmbda)
-            if kind == "rd+feature":
-                losses["feature"] = out["feature"]
-                losses["loss"] = losses["loss"] + feature_weight * out["feature"]
+        losses = compute(out, x, lmbda, feature_weight)
         aux = module.aux_loss()
         if aux is not None:
             losses["aux"] = aux
