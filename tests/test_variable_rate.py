@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from kdic.models import LearnedImageCodec, VariableRateConfig, config_from_dict,
 from kdic.models.config import DEFAULT_ANCHORS
 from kdic.models.rate import GainUnits
 from kdic.train.data import CropSampler
-from kdic.train.engine import TrainConfig, Trainer
+from kdic.train.engine import STATE_FILE, TrainConfig, Trainer
 from kdic.train.run import rd_phase
 
 from .helpers import train_killed_then_resumed
@@ -223,6 +225,27 @@ def test_variable_rate_resume_is_exact(tmp_path):
     assert not torch.equal(reference.rate.log_gain, LearnedImageCodec(reference.config).rate.log_gain)  # gains trained
     logged = [row.split(",")[-1] for row in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
     assert [float(v) for v in logged] == pytest.approx([VR_CONFIG.lmbda_at(s) for s in range(6)])
+
+
+def test_a_parked_run_resumes_on_a_fresh_machine(tmp_path):
+    """scripts/park_run.py keeps weights, RNG states and position (not Adam's moments): the run restored
+    in another folder goes on with the same data and lambdas to the same last step."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "park_run.py"
+
+    def carry(run_dir: Path) -> Path:
+        for action, src, dst in (("park", run_dir, tmp_path / "parked"), ("restore", tmp_path / "parked", tmp_path / "c")):
+            done = subprocess.run([sys.executable, str(script), action, str(src), str(dst)], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        assert (tmp_path / "parked" / "state.safetensors").stat().st_size < (run_dir / STATE_FILE).stat().st_size / 2
+        return tmp_path / "c"
+
+    reference, trainer = _vr_trainer(tmp_path / "a")
+    trainer.run()
+    resumed = train_killed_then_resumed(_vr_trainer, tmp_path / "b", 5, move=carry)
+    logged = [float(row.split(",")[-1]) for row in (tmp_path / "c" / "log.csv").read_text().splitlines()[1:]]
+    assert logged == pytest.approx([VR_CONFIG.lmbda_at(s) for s in range(6)])
+    assert not torch.equal(resumed.rate.log_gain, reference.rate.log_gain)  # Adam restarted at step 3: close, not equal
+    assert float((resumed.rate.log_gain - reference.rate.log_gain).detach().abs().max()) < 0.05
 
 
 def test_kdic_train_variable_rate_cli(tmp_path):
