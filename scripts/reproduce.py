@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # every path below is relative to it (main() changes there)
@@ -190,7 +190,7 @@ def is_running(run: Run) -> bool:
 def cmd_plan(_: argparse.Namespace) -> None:
     runs = build_plan()
     total = 0.0
-    print(f"| run | after | steps | CPU-min (1 thread) | done | measured training min |\n|---|---|---|---|---|---|")
+    print("| run | after | steps | CPU-min (1 thread) | done | measured training min |\n|---|---|---|---|---|---|")
     for run in runs:
         total += run.minutes
         measured = _measured_minutes(run)
