@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -132,10 +133,16 @@ def _print_timings(report) -> None:
 
 def _rate_choice(model, args: argparse.Namespace) -> Callable:
     """``code(image) -> (bytes, reconstruction, report, note)`` at the rate ``--lmbda``/``--target-*`` ask
-    for: a variable-rate model needs one of them, a fixed-rate one codes at its own lambda only."""
+    for: a variable-rate model needs one of them, a fixed-rate one codes at its own lambda only.
+
+    Encoding does only what the file needs: the reconstruction (for the PSNR line) unless ``--quiet``,
+    the likelihood pass (for the estimate) only with ``--verbose``."""
+    from functools import partial
+
     from .codec import encode_image
     from .codec.target import TARGETS, code_at_target
 
+    encode = partial(encode_image, model, estimate=args.verbose and not args.quiet, reconstruct=not args.quiet)
     targets = {"bpp": args.target_bpp, "psnr": args.target_psnr}
     asked = [f"--target-{k}" for k, v in targets.items() if v is not None] + (["--lmbda"] if args.lmbda is not None else [])
     if len(asked) > 1:
@@ -144,17 +151,17 @@ def _rate_choice(model, args: argparse.Namespace) -> Callable:
         if asked:
             raise KdicError(f"{asked[0]} needs variable-rate weights; {model.config.name} is fixed-rate "
                             f"(lambda {model.lmbda}): pick --quality or other --weights")
-        return lambda image: (*encode_image(model, image), "")
+        return lambda image: (*encode(image), "")
     low, high = model.rate.range
     if not asked:
         raise KdicError(f"variable-rate weights: pass --lmbda (from {low:g} to {high:g}), --target-bpp or --target-psnr")
     if args.lmbda is not None:
         model.check_lmbda(args.lmbda)  # refused once, before any image is read
-        return lambda image: (*encode_image(model, image, lmbda=args.lmbda), f", lambda {args.lmbda:g}")
+        return lambda image: (*encode(image, lmbda=args.lmbda), f", lambda {args.lmbda:g}")
     metric, target = next((k, v) for k, v in targets.items() if v is not None)
 
     def code(image):
-        r = code_at_target(model, image, metric, target, args.max_passes, reconstruct=True)
+        r = code_at_target(model, image, metric, target, args.max_passes, reconstruct=not args.quiet)
         unit = TARGETS[metric].unit
         verdict = "" if r.met else f", cannot reach {target:g} {unit} within lambda {low:g} to {high:g}"
         return (r.data, r.reconstruction, r.report,
@@ -175,6 +182,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
     def compress(src: Path, dst: Path) -> None:
         notes: list[str] = []
+        started = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             image = read_image(src, notes=notes)  # its errors name the file
@@ -183,11 +191,14 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         if args.verbose and not args.quiet:
             for note in notes:
                 tqdm.write(f"kdic: note: {src.name}: {note}", file=sys.stderr)
+        read = time.perf_counter() - started
         try:
             data, reconstruction, report, rate = code(image)
         except KdicError as exc:
             raise KdicError(f"{src}: {exc}") from None
+        written = time.perf_counter()
         _create(dst, lambda: atomic_write_bytes(dst, data, exclusive=not args.force))
+        report.timings.update({"reading the image": read, "writing the file": time.perf_counter() - written})
         if not args.quiet:
             mse = np.mean((reconstruction.astype(np.float64) - image.astype(np.float64)) ** 2)
             psnr = 10 * np.log10(255**2 / mse) if mse > 0 else float("inf")
