@@ -314,3 +314,23 @@ def test_variable_rate_model_starts_from_fixed_rate_weights():
         assert vr(x, 0.05)["likelihoods"]["y"].log().sum() < vr(x, 0.005)["likelihoods"]["y"].log().sum()  # more bits
     with pytest.raises(kdic.KdicError, match="or its fixed-rate version"):
         init_from(LearnedImageCodec(with_variable_rate(get_config("s2c-hybrid-tiny"))), fixed, "q3")
+
+
+@pytest.mark.parametrize("size", [(64, 64), (128, 192)])
+def test_replicate_padding_keeps_a_flat_image_flat_in_the_latent(size):
+    """With padding "replicate" the analysis sees no dark frame: a flat image gives a flat latent (up to
+    float rounding in attention), where zero padding makes the border latents differ; the checkerboard
+    context pads by reflection, which keeps the anchor pattern across the border."""
+    torch.manual_seed(0)
+    config = replace(with_variable_rate(get_config("s2c-hybrid-tiny")), padding="replicate")
+    assert "padding" not in to_dict(replace(config, padding="zeros"))  # the shipped configs read as before
+    assert config_from_dict(to_dict(config)) == config
+    model = LearnedImageCodec(config).eval()
+    assert {m.padding_mode for m in model.latent_codec.spatial_context} == {"reflect"}
+    zeros = LearnedImageCodec(replace(config, padding="zeros")).eval()
+    zeros.load_state_dict(model.state_dict())
+    x = torch.full((1, 3, *size), 230 / 255)
+    with torch.no_grad():
+        spread = {name: float((m.g_a(x).amax(dim=(2, 3)) - m.g_a(x).amin(dim=(2, 3))).max())
+                  for name, m in (("replicate", model), ("zeros", zeros))}
+    assert spread["replicate"] < 1e-5 < 1e-2 < spread["zeros"]

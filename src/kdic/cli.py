@@ -329,6 +329,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from .models import with_variable_rate
 
         config = with_variable_rate(config, tuple(args.lmbdas) if args.lmbdas else None)
+    if args.padding is not None:
+        from dataclasses import replace
+
+        config = replace(config, padding=args.padding)
     if args.lmbda is None and config.variable_rate is None:
         raise KdicError("pass --lmbda (or --variable-rate to train one model for a range of lambdas)")
     vr = config.variable_rate
@@ -620,6 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", help="start from these weights (e.g. fine-tune another lambda from a trained model, "
                                       "or, with --variable-rate, a variable-rate model from a fixed-rate one)")
     add_training_args(train, lmbda_required=False)
+    train.add_argument("--padding", choices=["zeros", "replicate"],
+                       help="how convolutions pad (default: the model's; replicate keeps flat borders flat)")
     train.add_argument("--variable-rate", action="store_true",
                        help="one model for a range of lambdas (gain units; lambda drawn per step): the preset's "
                             "'-vr' variant; --lmbda is then optional, the rate point validation reports first")

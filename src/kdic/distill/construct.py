@@ -61,7 +61,8 @@ def derive_student(teacher: ModelConfig, name: str, stage1_channels: int | None 
     if entropy_expansion is not None:
         entropy = teacher.family.shrink(entropy, entropy_expansion)
     return ModelConfig(name, replace(t, encoder=encoder, decoder=decoder), entropy,
-                       f"student of {teacher.name} by teacher-guided construction", teacher.variable_rate)
+                       f"student of {teacher.name} by teacher-guided construction", teacher.variable_rate,
+                       teacher.padding)
 
 
 @torch.no_grad()

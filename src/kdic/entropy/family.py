@@ -32,7 +32,9 @@ class LatentCodecFamily:
     a part plugs into: a student's part fits a teacher only where both agree. ``streams`` names
     the byte strings of one coded latent, in the order a ``.kdic`` file stores them, and
     ``latent_multiple`` the factor y's height and width must divide by (the hyper stride).
-    ``shrink(config)`` is the family's part of teacher-guided construction.
+    ``shrink(config)`` is the family's part of teacher-guided construction. ``checkerboard`` names
+    the children that read checkerboard-masked input: a model that pads by replication pads those by
+    reflection instead, which keeps the anchor pattern intact across the border.
     """
 
     config: type
@@ -44,6 +46,7 @@ class LatentCodecFamily:
     shrink: Callable[[Any, float], Any] = lambda config, expansion: config
     streams: tuple[str, ...] = ("y", "z")
     latent_multiple: int = 4
+    checkerboard: tuple[str, ...] = ()
 
 
 LATENT_CODECS: Registry[LatentCodecFamily] = Registry("latent codec family")

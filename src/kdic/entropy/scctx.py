@@ -217,5 +217,6 @@ LATENT_CODECS.register("scctx", LatentCodecFamily(
     phases=CONTEXT_PHASES,
     interface=lambda c, m: ("scctx", m, c.channel_groups(m), c.hyper_channels),
     check=_fits,
+    checkerboard=("spatial_context",),
     # S2CFormer's enhanced SCCTX has expansions to shrink; ELIC's conv version has none.
     shrink=lambda c, e: replace(c, context_expansion=float(e), aggregation_expansion=float(e)) if c.style == "s2c" else c))

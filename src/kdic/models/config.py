@@ -200,6 +200,9 @@ class ModelConfig:
     entropy: LatentCodecConfig = field(default_factory=SCCTXConfig)
     description: str = ""
     variable_rate: VariableRateConfig | None = field(default=None, metadata=ADDED)  # None: one lambda per file
+    # How convolutions pad: "zeros" (CompressAI's, every shipped preset's) or "replicate", which keeps a
+    # flat image flat through every layer, so borders decode as well as the interior.
+    padding: Literal["zeros", "replicate"] = field(default="zeros", metadata=ADDED)
 
     def __post_init__(self) -> None:
         require(NAME_PATTERN.fullmatch(self.name) is not None,

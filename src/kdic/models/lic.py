@@ -83,6 +83,17 @@ def build_transform(config: TransformConfig, encoder: bool) -> Transform:
         for i, cfg in enumerate(stages)])
 
 
+def set_padding(model: nn.Module, mode: str, checkerboard: list[str]) -> None:
+    """Pad every padded convolution by ``mode``; those under ``checkerboard`` by reflection (a replicated
+    border row would put anchors where the pattern has none). Transposed convolutions pad by zeros only
+    in torch; the presets that use ``replicate`` have none."""
+    for name, module in model.named_modules():
+        if type(module) is nn.Conv2d and any(module.padding):
+            module.padding_mode = "reflect" if name.startswith(tuple(checkerboard)) else mode
+        elif isinstance(module, nn.ConvTranspose2d):
+            raise ConfigError(f"padding {mode!r} needs convolutions; {name} is a transposed convolution")
+
+
 class LearnedImageCodec(nn.Module):
     """Learned image codec built from a ``ModelConfig``.
 
@@ -103,6 +114,8 @@ class LearnedImageCodec(nn.Module):
         self.latent_codec = config.family.build(config.entropy, t.latent_channels)
         self.latent_stride = t.stride  # pixels per latent unit
         self.padding_multiple = t.stride * config.family.latent_multiple
+        if config.padding != "zeros":
+            set_padding(self, config.padding, [f"latent_codec.{name}" for name in config.family.checkerboard])
         vr = config.variable_rate
         self.rate = RATE_METHODS[vr.method](t.latent_channels, vr.lmbdas) if vr is not None else None
 
