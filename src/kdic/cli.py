@@ -640,9 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--stage1-channels", type=int, help="width of the first (and mirrored last) stage of a derived student")
     distill.add_argument("--width-scale", type=float, default=0.65,
                          help="width factor of plain conv/GDN stages of a derived student (0.65: about half the MACs)")
-    distill.add_argument("--strategy", default="smodi", help="strategy name (smodi, vanilla, e2e-feature, two-stage, "
-                                                               "stagewise-explicit) or a strategy JSON file")
-    distill.add_argument("--teacher-init", action="store_true", help="initialise kept student blocks from the teacher")
+    from .distill.strategy import available_strategies
+
+    distill.add_argument("--strategy", default="smodi", help=f"strategy name ({', '.join(available_strategies())}; "
+                                                               "default smodi) or a strategy JSON file")
+    distill.add_argument("--teacher-init", action="store_true",
+                         help="initialise kept student blocks from the teacher (the teacher-using strategies do anyway)")
     distill.add_argument("--final-fraction", type=float, help="share of the budget for the last (end-to-end) phase; "
                                                               "default: the strategy's own (0.75 for smodi, as in the paper)")
     add_training_args(distill, lmbda_required=False)
