@@ -160,7 +160,36 @@ def test_an_imported_teacher_distills_with_every_strategy_path(conformance, tmp_
     ratio = count_complexity(student, (1, 3, 512, 768)).macs_total / count_complexity(
         kdic.load(teacher), (1, 3, 512, 768)).macs_total
     assert 0.4 < ratio < 0.55
+    assert kdic.cli.main(["energy", "--weights", str(teacher), str(tmp_path / "smodi" / "model.safetensors"),
+                          "--data", str(SAMPLES_DIR), "-o", str(tmp_path / "energy.json"), "--quiet"]) == 0
+    energy = json.loads((tmp_path / "energy.json").read_text())["models"]
+    assert [e["features"]["stage1"]["channels"] for e in energy] == [64, 40]
     image = sorted(SAMPLES_DIR.glob("*.png"))[0]
     args = ["--weights", str(tmp_path / "smodi" / "model.safetensors"), "--quiet"]
     assert kdic.cli.main(["compress", str(image), "-o", str(tmp_path / "s.kdic"), *args]) == 0
     assert kdic.cli.main(["decompress", str(tmp_path / "s.kdic"), "-o", str(tmp_path / "s.png"), *args]) == 0
+
+
+@pytest.mark.parametrize("fixture, strategies", [
+    ("mbt2018-mean-N64-M96", ("vanilla", "e2e-feature", "two-stage", "stagewise-explicit")),
+    ("elic2022-official-N64-M128", ("smodi", "stagewise-explicit")),
+])
+def test_every_strategy_runs_on_imported_teachers(conformance, fixture, strategies):
+    """One step per phase on a derived student of an imported teacher (the teacher is never changed)."""
+    from dataclasses import replace
+
+    from kdic.data import SAMPLES_DIR
+    from kdic.distill import build_distillation, derive_student, load_strategy
+    from kdic.train.data import CropSampler
+    from kdic.train.engine import TrainConfig, Trainer
+
+    teacher = import_checkpoint(conformance / fixture / "weights.safetensors", SOURCES[fixture])
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student = derive_student(teacher.config, "student")
+    config = TrainConfig(lmbda=0.013, steps=1, batch_size=1, crop=64)
+    for name in strategies:
+        module, phases = build_distillation(teacher, student, load_strategy(name), 4 * 12)
+        for phase in phases:
+            Trainer(module, [replace(phase, steps=1)], config, None, CropSampler(SAMPLES_DIR, 64, seed=0), quiet=True).run()
+        module.assemble()
+    assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())

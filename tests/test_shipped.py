@@ -115,7 +115,7 @@ def test_demo_codes_with_both_roles_and_runs_every_smodi_phase(weights_dir, caps
 
 
 def test_energy_groups_and_cli(tmp_path, capsys):
-    from kdic.eval.energy import FEATURES, channel_energy, group_shares
+    from kdic.eval.energy import channel_energy, group_shares
 
     shares = group_shares(np.array([8.0, 1.0, 4.0, 2.0, 0.5, 0.25, 0.125, 0.125]))
     assert shares == sorted(shares, reverse=True) and abs(sum(shares) - 1) < 1e-12 and shares[0] == 0.5
@@ -123,7 +123,7 @@ def test_energy_groups_and_cli(tmp_path, capsys):
     model = kdic.build_model("kdic-tiny")
     image = read_image(sample_image_path())
     energy = channel_energy(model, [("s", image)])
-    assert [energy[f].size for f in FEATURES] == [16, 32, 32, 96]
+    assert [(f, e.size) for f, e in energy.items()] == [("stage1", 16), ("stage2", 32), ("stage3", 32), ("latent", 96)]
     weights = kdic.save(model, tmp_path / "w.safetensors")
     assert main(["energy", "--weights", str(weights), "--data", str(SAMPLES_DIR), "-o", str(tmp_path / "e.json"),
                  "--plot", str(tmp_path / "e"), "--quiet"]) == 0

@@ -513,7 +513,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_energy(args: argparse.Namespace) -> int:
     from .checkpoint import load
-    from .eval.energy import FEATURES, channel_energy, energy_report, plot_energy
+    from .eval.energy import channel_energy, energy_report, plot_energy
     from .train.data import load_validation
 
     if args.names and len(args.names) != len(args.weights):
@@ -529,7 +529,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     _write_json({"dataset": Path(args.data).name, "images": len(images), "models": reports}, args.output)
     if not args.quiet:
         for report in reports:
-            shares = ", ".join(f"{f} {100 * report['features'][f]['top_group_share']:.1f}%" for f in FEATURES)
+            shares = ", ".join(f"{f} {100 * e['top_group_share']:.1f}%" for f, e in report["features"].items())
             print(f"{report['name']}: energy in the top 1/8 of channels: {shares}")
         print(f"results written to {args.output}")
     if args.plot:

@@ -18,28 +18,33 @@ from tqdm import tqdm
 from ..codec.pipeline import pad_to_multiple, to_tensor
 from ..models import LearnedImageCodec
 
-FEATURES = ("stage1", "stage2", "stage3", "latent")
 GROUPS = 8
+
+
+def features(model: LearnedImageCodec) -> list[str]:
+    """The features measured: the output of every encoder stage's blocks, then the latent y."""
+    return [f"stage{k}" for k in range(1, len(model.g_a.stages) + 1)] + ["latent"]
 
 
 @torch.no_grad()
 def channel_energy(model: LearnedImageCodec, images: list[tuple[str, np.ndarray]], quiet: bool = True) -> dict[str, np.ndarray]:
-    """Mean per-channel energy of each feature in ``FEATURES``, averaged over ``images``."""
+    """Mean per-channel energy of each of the model's ``features``, averaged over ``images``."""
     model.eval()
+    names = features(model)
     captured: dict[str, torch.Tensor] = {}
     hooks = [model.stage(k).blocks.register_forward_hook(
-        lambda _m, _i, out, k=k: captured.__setitem__(f"stage{k}", out)) for k in (1, 2, 3)]
+        lambda _m, _i, out, k=k: captured.__setitem__(f"stage{k}", out)) for k in range(1, len(names))]
     totals: dict[str, torch.Tensor] = {}
     try:
         for _, image in tqdm(images, desc=model.config.name, disable=quiet, unit="image"):
             captured["latent"] = model.g_a(pad_to_multiple(to_tensor(image), model.padding_multiple))
-            for name in FEATURES:
+            for name in names:
                 energy = captured[name].double().pow(2).mean(dim=(0, 2, 3))
                 totals[name] = totals.get(name, 0) + energy
     finally:
         for hook in hooks:
             hook.remove()
-    return {name: (totals[name] / len(images)).numpy() for name in FEATURES}
+    return {name: (totals[name] / len(images)).numpy() for name in names}
 
 
 def group_shares(energy: np.ndarray, groups: int = GROUPS) -> list[float]:
@@ -60,11 +65,13 @@ def plot_energy(reports: list[dict], output: str | Path) -> list[Path]:
     """Fig. 4 (sorted eight-group shares, bars) and Fig. 5 (unsorted per-channel shares, lines)."""
     from .plot import pyplot, save_figure
 
+    shared = [f for f in reports[0]["features"] if all(f in r["features"] for r in reports)]
     written = []
     for kind in ("sorted", "unsorted"):
-        fig, axes = pyplot().subplots(1, len(FEATURES), figsize=(4 * len(FEATURES), 3.4), dpi=120)
+        fig, axes = pyplot().subplots(1, len(shared), figsize=(4 * len(shared), 3.4), dpi=120, squeeze=False)
+        axes = axes[0]
         for i, report in enumerate(reports):
-            for ax, feature in zip(axes, FEATURES):
+            for ax, feature in zip(axes, shared):
                 entry = report["features"][feature]
                 if kind == "sorted":
                     width = 0.8 / len(reports)
@@ -73,7 +80,7 @@ def plot_energy(reports: list[dict], output: str | Path) -> list[Path]:
                 else:
                     energy = np.asarray(entry["energy"])
                     ax.plot(100 * energy / energy.sum(), marker=".", linewidth=0.8, label=report["name"])
-        for ax, feature in zip(axes, FEATURES):
+        for ax, feature in zip(axes, shared):
             ax.set_title(f"{feature} ({kind}{f', {GROUPS} groups' if kind == 'sorted' else ''})")
             ax.set_xlabel("channel group (highest energy first)" if kind == "sorted" else "channel index")
             ax.set_ylabel("share of energy (%)")
