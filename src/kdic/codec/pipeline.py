@@ -230,7 +230,7 @@ def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = T
         if y_hat is not None:
             y_hat[..., box[0]:box[1], box[2]:box[3]] = coded["y_hat"]
         if estimate:
-            likelihoods = _timed(timings, "rate estimate", lambda: model.latent_codec(y)["likelihoods"])
+            likelihoods = _timed(timings, "rate estimate", model.latent_likelihoods, y)
             estimated_bits += float(sum(bits(lik) for lik in likelihoods.values()))
         release_freed_memory()
     data = pack(replace(header, content_digest=digest.digest()[:DIGEST_BYTES]), streams)

@@ -195,6 +195,11 @@ class LearnedImageCodec(nn.Module):
         return self.latent_codec.compress(y)
 
     @torch.no_grad()
+    def latent_likelihoods(self, y: Tensor) -> dict[str, Tensor]:
+        """Eval-mode likelihoods of one (rate-scaled) latent: what coding it should cost, in the estimate."""
+        return self.latent_codec(y)["likelihoods"]
+
+    @torch.no_grad()
     def decompress_latent(self, strings: list[bytes], y_shape: tuple[int, int, int, int]) -> dict:
         """Inverse of ``compress_latent``; ValueError on streams that cannot be parsed or are not used up."""
         return self.latent_codec.decompress(strings, y_shape)
