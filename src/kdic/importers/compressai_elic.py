@@ -34,8 +34,9 @@ def _layers(keys: KeyMap, prefix: str) -> list[tuple[int, str]]:
     return layers
 
 
-def _copy_rbb(keys: KeyMap, source: str, target: str) -> None:
-    for i, name in enumerate(("conv1", "conv2", "conv3")):
+def _copy_rbb(keys: KeyMap, source: str, target: str, names: tuple[str, ...] = ("conv1", "conv2", "conv3")) -> None:
+    """A residual bottleneck (``conv1..3``) or an attention block's residual unit (``conv.0/2/4``)."""
+    for i, name in enumerate(names):
         for leaf in ("weight", "bias"):
             keys.copy(f"{source}.{name}.{leaf}", f"{target}.body.{2 * i}.{leaf}")
 
@@ -43,15 +44,9 @@ def _copy_rbb(keys: KeyMap, source: str, target: str) -> None:
 def _copy_attention(keys: KeyMap, source: str, target: str) -> None:
     for branch in ("conv_a", "conv_b"):
         for unit in range(3):
-            _copy_rbb_unit(keys, f"{source}.{branch}.{unit}", f"{target}.{branch}.{unit}")
+            _copy_rbb(keys, f"{source}.{branch}.{unit}", f"{target}.{branch}.{unit}", ("conv.0", "conv.2", "conv.4"))
     for leaf in ("weight", "bias"):
         keys.copy(f"{source}.conv_b.3.{leaf}", f"{target}.conv_b.3.{leaf}")
-
-
-def _copy_rbb_unit(keys: KeyMap, source: str, target: str) -> None:
-    for i in range(3):
-        for leaf in ("weight", "bias"):
-            keys.copy(f"{source}.conv.{2 * i}.{leaf}", f"{target}.body.{2 * i}.{leaf}")
 
 
 def _transform(keys: KeyMap, prefix: str) -> tuple[tuple[StageConfig, ...], int]:
