@@ -21,7 +21,7 @@ from kdic.distill import load_strategy
 from kdic.distill.run import build_distillation
 from kdic.eval.metrics import estimate_rd
 from kdic.models import get_config
-from kdic.train.data import CropSampler, load_validation
+from kdic.train.data import CropDataset, load_validation
 from kdic.train.engine import TrainConfig, Trainer
 
 
@@ -44,7 +44,7 @@ def main() -> None:
     module, phases = build_distillation(teacher, get_config(args.student), strategy, total, teacher.lmbda,
                                         teacher_init=args.teacher_init)
     config = TrainConfig(lmbda=teacher.lmbda, steps=total, lr=args.lr)
-    Trainer(module, phases[:hosted], config, None, CropSampler(args.data, 128), quiet=True).run()
+    Trainer(module, phases[:hosted], config, None, CropDataset(args.data, 128), quiet=True).run()
     images = load_validation(args.val, args.val_images)
     print(f"teacher: {estimate_rd(teacher, images)}")
     for swap in (["stage1"], ["stage2"], ["stage3"], ["stage4"], ["stage5"], ["stage6"],

@@ -6,6 +6,20 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch
+
+
+class _KilledAt(torch.utils.data.Dataset):
+    """A training data set that raises KeyboardInterrupt when its ``kill_at``-th sample is read."""
+
+    def __init__(self, data, kill_at: int) -> None:
+        self.data, self.kill_at, self.reads = data, kill_at, 0
+
+    def __getitem__(self, sample: int):
+        self.reads += 1
+        if self.reads == self.kill_at:
+            raise KeyboardInterrupt
+        return self.data[sample]
 
 
 def train_killed_then_resumed(make_trainer: Callable[[Path], tuple], run_dir: Path, kill_at_batch: int,
@@ -14,16 +28,8 @@ def train_killed_then_resumed(make_trainer: Callable[[Path], tuple], run_dir: Pa
     resume a fresh one from the folder (or from the folder ``move(run_dir)`` returns: a session's
     state carried to another machine) to the end; the resumed model."""
     _, trainer = make_trainer(run_dir)
-    calls = {"n": 0}
-    batch = trainer.sampler.batch
-
-    def interrupted(size):
-        calls["n"] += 1
-        if calls["n"] == kill_at_batch:
-            raise KeyboardInterrupt
-        return batch(size)
-
-    trainer.sampler.batch = interrupted
+    per_batch = trainer.config.batch_size
+    trainer.data = _KilledAt(trainer.data, (kill_at_batch - 1) * per_batch + 1)
     with pytest.raises(KeyboardInterrupt):
         trainer.run()
     resumed, trainer = make_trainer(move(run_dir) if move else run_dir)

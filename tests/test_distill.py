@@ -17,7 +17,7 @@ from kdic.distill import available_strategies, build_distillation, derive_studen
 from kdic.distill.strategy import strategy_from_dict
 from kdic.errors import ConfigError
 from kdic.models import get_config
-from kdic.train.data import CropSampler
+from kdic.train.data import CropDataset
 from kdic.train.engine import TrainConfig, Trainer
 
 SAMPLES = Path(kdic.__file__).parent / "data" / "samples"
@@ -81,7 +81,7 @@ def test_each_strategy_moves_only_the_intended_weights(teacher, strategy):
     teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
     spec = load_strategy(strategy)
     module, phases = build_distillation(teacher, get_config("kdic-tiny"), spec, 4 * 9)
-    sampler = CropSampler(SAMPLES, 64, seed=0)
+    sampler = CropDataset(SAMPLES, 64, seed=0)
     for phase in phases:
         before = {k: v.clone() for k, v in module.state_dict().items()}
         Trainer(module, [replace(phase, steps=1)], CONFIG, None, sampler, quiet=True).run()
@@ -140,7 +140,7 @@ def test_cross_architecture_pair_runs(teacher):
     student = replace(student, name="conv-tiny", transform=replace(student.transform, encoder=encoder,
                                                                    decoder=tuple(reversed(encoder))))
     module, phases = build_distillation(teacher, student, load_strategy("smodi"), 9)
-    sampler = CropSampler(SAMPLES, 64, seed=0)
+    sampler = CropDataset(SAMPLES, 64, seed=0)
     summary = Trainer(module, phases, CONFIG, None, sampler, quiet=True).run()
     assert summary["global_step"] == 9
 

@@ -180,7 +180,7 @@ def test_every_strategy_runs_on_imported_teachers(conformance, fixture, strategi
 
     from kdic.data import SAMPLES_DIR
     from kdic.distill import build_distillation, derive_student, load_strategy
-    from kdic.train.data import CropSampler
+    from kdic.train.data import CropDataset
     from kdic.train.engine import TrainConfig, Trainer
 
     teacher = import_checkpoint(conformance / fixture / "weights.safetensors", SOURCES[fixture])
@@ -190,6 +190,6 @@ def test_every_strategy_runs_on_imported_teachers(conformance, fixture, strategi
     for name in strategies:
         module, phases = build_distillation(teacher, student, load_strategy(name), 4 * 12)
         for phase in phases:
-            Trainer(module, [replace(phase, steps=1)], config, None, CropSampler(SAMPLES_DIR, 64, seed=0), quiet=True).run()
+            Trainer(module, [replace(phase, steps=1)], config, None, CropDataset(SAMPLES_DIR, 64, seed=0), quiet=True).run()
         module.assemble()
     assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())

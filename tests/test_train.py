@@ -12,7 +12,7 @@ import torch
 
 import kdic
 from kdic.models import build_model
-from kdic.train.data import CropSampler
+from kdic.train.data import CropDataset
 from kdic.train.engine import TrainConfig, Trainer
 from kdic.train.run import rd_phase
 
@@ -25,7 +25,7 @@ CONFIG = TrainConfig(lmbda=0.013, steps=8, batch_size=2, crop=64, checkpoint_eve
 def _trainer(run_dir: Path, trainable=("",)) -> tuple[torch.nn.Module, Trainer]:
     torch.manual_seed(0)
     model = build_model("kdic-tiny")
-    sampler = CropSampler(SAMPLES, CONFIG.crop, seed=0)
+    sampler = CropDataset(SAMPLES, CONFIG.crop, seed=0)
     return model, Trainer(model, [rd_phase("p", CONFIG.steps, list(trainable))], CONFIG, run_dir,
                           sampler, quiet=True)
 

@@ -28,7 +28,7 @@ from ..checkpoint import weights_digest
 from ..entropy import bits
 from ..errors import BitstreamError, ConfigError
 from ..models import LearnedImageCodec
-from .bitstream import DIGEST_BYTES, TILE_STEP, Header, pack, unpack
+from .bitstream import DIGEST_BYTES, EXACT_VERSION, TILE_STEP, Header, pack, unpack
 
 ENTROPY_TILE = 128  # latent units per entropy tile side (2048 pixels): rate cost < 0.5% on 12 MP
 TRANSFORM_TILE = 64  # latent units per transform tile side (1024 pixels): about 1 GB of working memory
@@ -268,7 +268,8 @@ def _decode_latent(model: LearnedImageCodec, header: Header, streams: list[bytes
     symbols = 0
     for i, (r0, r1, c0, c1) in enumerate(boxes):
         try:
-            decoded = model.decompress_latent(streams[per_tile * i: per_tile * (i + 1)], (1, channels, r1 - r0, c1 - c0))
+            decoded = model.decompress_latent(streams[per_tile * i: per_tile * (i + 1)], (1, channels, r1 - r0, c1 - c0),
+                                              exact=header.version >= EXACT_VERSION)
         except (ValueError, RuntimeError) as exc:
             raise BitstreamError(f"entropy-coded data of tile {i} cannot be decoded ({exc})") from None
         _hash_latent(digest, decoded["y_hat"])

@@ -11,9 +11,9 @@ import torch
 from ..checkpoint import load, save
 from ..errors import ConfigError
 from ..models import LearnedImageCodec, ModelConfig, to_dict
-from ..train.data import CropSampler, load_validation
+from ..train.data import CropDataset, load_validation
 from ..train.distributed import init_distributed, parameters_identical_across_ranks, shutdown
-from ..train.engine import Phase, TrainConfig, Trainer
+from ..train.engine import Phase, Runtime, TrainConfig, Trainer
 from ..train.losses import phase_loss
 from ..train.run import prepare_run_dir, rate_config, rd_validation
 from .construct import init_from_teacher
@@ -47,17 +47,20 @@ def build_distillation(teacher: LearnedImageCodec | None, student_config: ModelC
 def distill(teacher_path: str | Path | None, student_config: ModelConfig, strategy: Strategy,
             train_config: TrainConfig, data_dir: str | Path, run_dir: str | Path, val_dir: str | Path | None = None,
             val_images: int | None = None, teacher_init: bool = False, resume: bool = False,
-            quiet: bool = False) -> dict:
-    """Run every phase of ``strategy`` on ``train_config.steps`` steps; exports the student.
+            quiet: bool = False, device: str = "auto", runtime: Runtime = Runtime()) -> dict:
+    """Run every phase of ``strategy`` on ``train_config.steps`` steps; exports the student once
+    every step is done (see ``train.run.train`` for ``runtime.max_minutes``).
 
     A variable-rate pair trains every phase over the student's lambda range (one lambda per step).
     """
     train_config = rate_config(student_config, train_config)
-    ctx = init_distributed()
+    ctx = init_distributed(device)
     run_dir = Path(run_dir)
     lock = None
     try:
         teacher = load(teacher_path, ctx.device) if teacher_path is not None and strategy.uses_teacher else None
+        if teacher is not None and ctx.device.type == "cuda":
+            teacher.to(memory_format=torch.channels_last)
         module, phases = build_distillation(teacher, student_config, strategy, train_config.steps,
                                             train_config.seed, teacher_init)
         module.to(ctx.device)
@@ -65,12 +68,14 @@ def distill(teacher_path: str | Path | None, student_config: ModelConfig, strate
                        "strategy": asdict(strategy), "train": asdict(train_config), "teacher_init": teacher_init,  # the strategy may ask for it too (asdict)
                        "phase_steps": [p.steps for p in phases], "data": str(data_dir), "world_size": ctx.world_size}
         lock = prepare_run_dir(run_dir, description, resume, ctx)
-        sampler = CropSampler(data_dir, train_config.crop, train_config.seed, ctx.rank)
+        data = CropDataset(data_dir, train_config.crop, train_config.seed, ctx.rank, ctx.world_size)
         torch.manual_seed(train_config.seed + ctx.rank)
         validation = load_validation(val_dir, val_images) if val_dir and ctx.is_main else None
         student = module.student
         validate = rd_validation(student, student_config, train_config, validation, ctx.device) if validation else None
-        summary = Trainer(module, phases, train_config, run_dir, sampler, ctx, validate, quiet).run(resume=resume)
+        summary = Trainer(module, phases, train_config, run_dir, data, ctx, validate, quiet, runtime).run(resume=resume)
+        if not summary["complete"]:
+            return summary
         module.assemble()  # a strategy that ends inside the teacher still exports a self-contained student
         summary["ranks_identical"] = parameters_identical_across_ranks(module, ctx)
         summary["strategy"] = strategy.name

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .coder import FactorizedTables, fixed_threads
-from .ops import LIKELIHOOD_BOUND, lower_bound, noisy, quantize
+from .coder import FactorizedTables
+from .exact import exact_arithmetic
+from .ops import LIKELIHOOD_BOUND, in_float32, lower_bound, noisy, quantize
 
 MAX_SUPPORT = 4096  # widest per-channel symbol alphabet for z (wider learned quantiles are clipped)
 
@@ -97,7 +98,7 @@ class EntropyBottleneck(nn.Module):
         """
         key = tuple((p._version, p.data_ptr()) for p in self.parameters())
         if self._tables is None or key != self._tables_key:
-            with torch.no_grad(), fixed_threads():
+            with exact_arithmetic():  # the same tables on every machine
                 medians = self.quantiles.detach().double()[:, 0, 1]
                 lower, upper = self._tails()
                 minima = torch.ceil(medians - lower).clamp(0, MAX_SUPPORT // 2).long()
@@ -119,6 +120,7 @@ class EntropyBottleneck(nn.Module):
         self.coding_tables()
         return True
 
+    @in_float32
     def likelihood(self, z_tilde: Tensor) -> Tensor:
         """P of the unit bin around each value; ``z_tilde`` is (B, C, H, W)."""
         b, c, h, w = z_tilde.shape

@@ -2,7 +2,10 @@
 
 A latent codec describes one decode order in ``code_y``; compression and decompression both walk
 it, differing only in the ``coder`` (which encodes the encoder's symbols, or decodes them). So
-the two sides cannot drift apart structurally.
+the two sides cannot drift apart structurally. Both run the entropy-parameter networks in
+``exact_arithmetic`` (format 3: the same bits on every machine and thread count), or, for files of
+formats 1 and 2, in float32 on one thread (``exact=False``: the same bits only where the encoder's
+CPU computed them).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from torch import Tensor, nn
 
 from .bottleneck import EntropyBottleneck
 from .coder import StreamDecoder, StreamEncoder, fixed_threads
+from .exact import exact_arithmetic
 
 
 class SymbolCoder(Protocol):
@@ -40,19 +44,19 @@ class HyperpriorLatentCodec(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def compress(self, y: Tensor) -> dict:
+    def compress(self, y: Tensor, exact: bool = True) -> dict:
         """Entropy-code one latent (batch 1): strings [y, z], y_hat as the decoder will see it."""
         tables = self.entropy_bottleneck.coding_tables()
         z_symbols = tables.symbols(self.h_a(self.hyper_input(y)))
         y_stream, z_stream = StreamEncoder(), StreamEncoder()
         tables.encode(z_stream, z_symbols)
-        with fixed_threads():
+        with exact_arithmetic() if exact else fixed_threads():
             y_hat = self.code_y(self.side_params(tables.values(z_symbols)), tuple(y.shape), y_stream, y)
-        return {"strings": [y_stream.finish(), z_stream.finish()], "y_hat": y_hat,
+        return {"strings": [y_stream.finish(), z_stream.finish()], "y_hat": y_hat.float(),
                 "symbols": y_stream.symbols + z_stream.symbols}
 
     @torch.no_grad()
-    def decompress(self, strings: list[bytes], y_shape: tuple[int, int, int, int]) -> dict:
+    def decompress(self, strings: list[bytes], y_shape: tuple[int, int, int, int], exact: bool = True) -> dict:
         """Inverse of ``compress``; raises ValueError on streams that cannot be parsed or are not used up."""
         b, _, h, w = y_shape
         tables = self.entropy_bottleneck.coding_tables()
@@ -60,10 +64,10 @@ class HyperpriorLatentCodec(nn.Module):
         z_shape = torch.Size((b, tables.medians.numel(), h // HYPER_STRIDE, w // HYPER_STRIDE))
         z_hat = tables.values(tables.decode(z_stream, z_shape))
         z_stream.finish()
-        with fixed_threads():
+        with exact_arithmetic() if exact else fixed_threads():
             y_hat = self.code_y(self.side_params(z_hat), y_shape, y_stream, None)
         y_stream.finish()
-        return {"y_hat": y_hat, "symbols": y_stream.symbols + z_stream.symbols}
+        return {"y_hat": y_hat.float(), "symbols": y_stream.symbols + z_stream.symbols}
 
     def aux_loss(self) -> Tensor:
         return self.entropy_bottleneck.aux_loss()

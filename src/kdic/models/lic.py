@@ -191,7 +191,7 @@ class LearnedImageCodec(nn.Module):
     @torch.no_grad()
     def compress_latent(self, y: Tensor) -> dict:
         """Entropy-code one (already rate-scaled) latent: ``strings`` in the family's stream order,
-        ``y_hat`` as the decoder will see it, ``symbols`` coded."""
+        ``y_hat`` as the decoder will see it, ``symbols`` coded (exact arithmetic: format 3)."""
         return self.latent_codec.compress(y)
 
     @torch.no_grad()
@@ -200,9 +200,10 @@ class LearnedImageCodec(nn.Module):
         return self.latent_codec(y)["likelihoods"]
 
     @torch.no_grad()
-    def decompress_latent(self, strings: list[bytes], y_shape: tuple[int, int, int, int]) -> dict:
-        """Inverse of ``compress_latent``; ValueError on streams that cannot be parsed or are not used up."""
-        return self.latent_codec.decompress(strings, y_shape)
+    def decompress_latent(self, strings: list[bytes], y_shape: tuple[int, int, int, int], exact: bool = True) -> dict:
+        """Inverse of ``compress_latent``; ValueError on streams that cannot be parsed or are not used up.
+        ``exact=False`` decodes files of formats 1 and 2 (float entropy parameters)."""
+        return self.latent_codec.decompress(strings, y_shape, exact)
 
     @torch.no_grad()
     def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], lmbda: float | None = None) -> dict:

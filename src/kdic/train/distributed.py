@@ -1,12 +1,16 @@
-"""torchrun integration: the same command runs single-process or DDP (gloo on CPU, nccl on GPU)."""
+"""Device choice and torchrun integration: the same command runs on the CPU or a GPU, alone or as
+one rank of a single- or multi-node DDP job (gloo on CPU, nccl on GPU; torchrun's rendezvous)."""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -24,19 +28,41 @@ class DistContext:
         return self.world_size > 1
 
 
-def init_distributed() -> DistContext:
-    """Join the process group torchrun describes in the environment, or run alone."""
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+def resolve_device(request: str = "auto", local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """``auto`` = CUDA when available (with or without torchrun), else the CPU; ``cuda`` = the rank's
+    GPU (``LOCAL_RANK`` under torchrun); ``cuda:N`` = GPU N of a single-process run."""
+    if request == "auto":
+        request = "cuda" if torch.cuda.is_available() else "cpu"
+    if request == "cpu":
+        return torch.device("cpu")
+    match = re.fullmatch(r"cuda(?::(\d+))?", request)
+    if match is None:
+        raise ConfigError(f"unknown device {request!r}; use one of {', '.join(DEVICES)}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {request!r} asked for, but torch sees no CUDA device")
+    if match[1] is not None and world_size > 1:
+        raise ConfigError("under torchrun each rank uses its LOCAL_RANK's GPU: pass --device cuda, not cuda:N")
+    index = int(match[1]) if match[1] is not None else local_rank
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"device cuda:{index} does not exist (torch sees {torch.cuda.device_count()} GPUs)")
+    return torch.device("cuda", index)
+
+
+def init_distributed(device: str = "auto") -> DistContext:
+    """Join the process group torchrun describes in the environment, or run alone, on ``device``."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else 0
+    resolved = resolve_device(device, local_rank, world)
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
     if world <= 1:
-        return DistContext()
-    use_cuda = torch.cuda.is_available()
+        return DistContext(device=resolved)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
-    if use_cuda:
-        torch.cuda.set_device(device)
-    return DistContext(dist.get_rank(), world, device)
+        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
+    return DistContext(dist.get_rank(), world, resolved)
 
 
 def parameters_identical_across_ranks(module: torch.nn.Module, ctx: DistContext) -> bool:

@@ -7,11 +7,19 @@ or for a variable-rate model one drawn log-uniformly per step from a generator s
 (the factorized prior's quantiles in their own group, trained by the aux loss in the same
 backward pass) and a step learning-rate decay. Checkpoints hold the module, the optimizer, the
 data and noise RNG states and the position (phase, step), written atomically as safetensors, so a
-run killed at any moment resumes exactly where its last checkpoint was.
+run killed at any moment resumes exactly where its last checkpoint was. The data need no saved
+state: batch s is a pure function of (seed, rank, s) (``train.data``).
+
+Precision: ``fp32``, or ``bf16``/``fp16`` autocast (fp16 with a gradient scaler, its state in the
+checkpoint) with rates, likelihoods and the loss in float32 (``entropy.ops.in_float32``). A step can
+accumulate gradients over several micro-batches; checkpoints are written every N steps and every N
+minutes, and ``max_minutes`` stops a run cleanly (checkpointed, resumable) inside a scheduler's
+wall time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -30,12 +38,13 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, KdicError
 from ..fileio import atomic_write_bytes
-from .data import CropSampler
+from .data import CropDataset, batches
 from .distributed import DistContext
 from .losses import psnr
 
 STATE_FORMAT = "kdic-train-state"
 STATE_FILE = Path("checkpoints") / "state.safetensors"  # inside the run folder
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,8 @@ class TrainConfig:
     """Optimization settings of a run (per phase, the learning rate decays at ``decay_at``).
 
     ``lmbda_range`` trains a variable-rate model over (low, high); ``lmbda`` is then optional and
-    only the rate point validation reports first.
+    only the rate point validation reports first. One optimizer step sees ``batch_size x
+    accumulate`` crops.
     """
 
     lmbda: float | None
@@ -60,8 +70,12 @@ class TrainConfig:
     val_every: int = 0
     log_every: int = 10
     lmbda_range: tuple[float, float] | None = None
+    precision: str = "fp32"
+    accumulate: int = 1
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS or self.accumulate < 1:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)} and accumulate >= 1")
         if self.lmbda_range is not None and not 0 < self.lmbda_range[0] < self.lmbda_range[1]:
             raise ConfigError(f"lmbda_range must be (low, high) with 0 < low < high, got {self.lmbda_range}")
         if self.lmbda is None and self.lmbda_range is None:
@@ -82,6 +96,21 @@ class TrainConfig:
         low, high = self.lmbda_range
         u = np.random.default_rng([self.seed, global_step]).random()
         return float(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How a run executes, without changing what it computes: loader workers, ``torch.compile``,
+    wall-clock checkpoints and a wall-time limit (0 = none)."""
+
+    workers: int = 0
+    compile: bool = False
+    checkpoint_minutes: float = 0.0
+    max_minutes: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.workers < 0 or self.checkpoint_minutes < 0 or self.max_minutes < 0:
+            raise ConfigError("workers, checkpoint minutes and max minutes must not be negative")
 
 
 LossFn = Callable[[nn.Module, Tensor, float], dict[str, Tensor]]  # (module, batch, lambda) -> losses
@@ -131,11 +160,13 @@ class Trainer:
     """Runs phases over a module, with checkpoints, logging and validation in ``run_dir``."""
 
     def __init__(self, module: nn.Module, phases: list[Phase], config: TrainConfig, run_dir: Path | None,
-                 sampler: CropSampler, ctx: DistContext = DistContext(),
-                 validate: Callable[[], dict[str, float]] | None = None, quiet: bool = False) -> None:
+                 data: CropDataset, ctx: DistContext = DistContext(),
+                 validate: Callable[[], dict[str, float]] | None = None, quiet: bool = False,
+                 runtime: Runtime = Runtime()) -> None:
         self.module, self.phases, self.config, self.run_dir = module, phases, config, run_dir
-        self.sampler, self.ctx, self.validate, self.quiet = sampler, ctx, validate, quiet
+        self.data, self.ctx, self.validate, self.quiet, self.runtime = data, ctx, validate, quiet, runtime
         self.global_step = 0
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=config.precision == "fp16")
         self._tensorboard = None
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -151,10 +182,9 @@ class Trainer:
         if optimizer is not None:
             optim_tensors, groups = _optimizer_tensors(optimizer)
             tensors.update({k: v.detach().cpu().contiguous() for k, v in optim_tensors.items()})
-        tensors["rng/sampler"] = self.sampler.state()
         tensors["rng/torch"] = torch.get_rng_state()
         meta = {"format": STATE_FORMAT, "phase": phase_index, "phase_step": phase_step,
-                "global_step": self.global_step, "param_groups": groups}
+                "global_step": self.global_step, "param_groups": groups, "grad_scaler": self.scaler.state_dict()}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.state_path, serialize(tensors, metadata={"kdic": json.dumps(meta)}))
 
@@ -169,8 +199,9 @@ class Trainer:
         if meta.get("format") != STATE_FORMAT:
             raise KdicError(f"{path} is not a kdic training state")
         self.module.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("module/")})
-        self.sampler.load_state(tensors["rng/sampler"])
-        torch.set_rng_state(tensors["rng/torch"])
+        torch.set_rng_state(tensors["rng/torch"])  # older states also hold an unused "rng/sampler"
+        if meta.get("grad_scaler"):
+            self.scaler.load_state_dict(meta["grad_scaler"])
         self.global_step = meta["global_step"]
         optim = {k: v for k, v in tensors.items() if k.startswith("optim/")}
         return meta["phase"], meta["phase_step"], (_optimizer_state(optim, meta["param_groups"]) if meta["param_groups"] else None)
@@ -229,24 +260,53 @@ class Trainer:
         return metrics
 
     # -- the loop ----------------------------------------------------------------------------
+    def _step(self, forward: nn.Module, phase: Phase, stream, optimizer: torch.optim.Optimizer,
+              main: list[Tensor]) -> tuple[dict[str, Tensor], float]:
+        """One optimizer step over ``accumulate`` micro-batches; (mean losses, lambda)."""
+        cfg, device = self.config, self.ctx.device
+        lmbda = cfg.lmbda_at(self.global_step)
+        totals: dict[str, Tensor] = {}
+        optimizer.zero_grad(set_to_none=True)
+        for micro in range(cfg.accumulate):
+            x = next(stream)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            last = micro == cfg.accumulate - 1
+            ddp = getattr(forward, "_orig_mod", forward)  # under torch.compile
+            with ddp.no_sync() if isinstance(ddp, DistributedDataParallel) and not last else contextlib.nullcontext():
+                with torch.autocast(device.type, dtype=PRECISIONS[cfg.precision], enabled=cfg.precision != "fp32"):
+                    losses = phase.loss(forward, x, lmbda)
+                self.scaler.scale(losses["loss"] / cfg.accumulate).backward()
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + value.detach() / cfg.accumulate
+        self.scaler.unscale_(optimizer)
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(main, cfg.grad_clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        self.global_step += 1
+        return totals, lmbda
+
     def run(self, resume: bool = False) -> dict:
         """Train every phase; ``resume`` continues from the last checkpoint, if the run got to write one
-        (a run killed before its first checkpoint starts over, its log rows dropped)."""
+        (a run killed before its first checkpoint starts over, its log rows dropped). A run that
+        reaches ``runtime.max_minutes`` checkpoints and returns with ``complete`` false."""
+        began = last_checkpoint = time.monotonic()
         start_phase, start_step, optim_state = (0, 0, None)
         if self.run_dir is not None and self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume and self.state_path is not None and self.state_path.is_file():
             start_phase, start_step, optim_state = self.load_state()
         self._truncate_log()
-        cfg = self.config
+        cfg, runtime = self.config, self.runtime
+        if self.ctx.device.type == "cuda":
+            self.module.to(memory_format=torch.channels_last)
         last_val: dict | None = None
         for phase_index, phase in enumerate(self.phases):
-            if phase_index < start_phase:
-                if phase.setup is not None:
-                    phase.setup()
-                continue
             if phase.setup is not None:
                 phase.setup()
+            if phase_index < start_phase:
+                continue
             names = set_trainable(self.module, phase.trainable)
             params = dict(self.module.named_parameters())
             main = [params[n] for n in names if not n.endswith("quantiles")]
@@ -257,34 +317,55 @@ class Trainer:
             if phase_index == start_phase and optim_state is not None:
                 optimizer.load_state_dict(optim_state)
             forward = DistributedDataParallel(self.module) if self.ctx.enabled else self.module
+            if runtime.compile:
+                forward = torch.compile(forward)
             self.module.train()
+            micro_first = self.global_step * cfg.accumulate
+            stream = batches(self.data, cfg.batch_size, micro_first,
+                             micro_first + (phase.steps - first) * cfg.accumulate, runtime.workers, self.ctx.device)
             bar = tqdm(range(first, phase.steps), desc=phase.name, disable=self.quiet or not self.ctx.is_main,
                        initial=first, total=phase.steps)
             for step in bar:
                 started = time.perf_counter()
                 optimizer.param_groups[0]["lr"] = cfg.lr * cfg.lr_factor(step / phase.steps)
-                x = self.sampler.batch(cfg.batch_size).to(self.ctx.device)
-                lmbda = cfg.lmbda_at(self.global_step)
-                losses = phase.loss(forward, x, lmbda)
-                optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(main, cfg.grad_clip)
-                optimizer.step()
-                self.global_step += 1
+                losses, lmbda = self._step(forward, phase, stream, optimizer, main)
                 if step % cfg.log_every == 0 or step == phase.steps - 1:
-                    row = {k: float(v.detach()) for k, v in losses.items()}
+                    row = {k: float(v) for k, v in losses.items()}
                     if "mse" in row:
                         row["psnr"] = psnr(row["mse"])
                     self._log({"global_step": self.global_step, "phase": phase.name, "kind": "train", **row,
                                "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
                                "lmbda": lmbda})
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
-                if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < phase.steps:
+                now = time.monotonic()
+                out_of_time = self._any_rank(runtime.max_minutes > 0 and now - began >= runtime.max_minutes * 60)
+                due = (step + 1) % cfg.checkpoint_every == 0 or out_of_time or (
+                    runtime.checkpoint_minutes > 0 and now - last_checkpoint >= runtime.checkpoint_minutes * 60)
+                if due and step + 1 < phase.steps:
                     self.save_state(phase_index, step + 1, optimizer)
+                    last_checkpoint = now
                 if cfg.val_every and self.global_step % cfg.val_every == 0:
                     last_val = self._validate(phase.name)
+                if out_of_time and step + 1 < phase.steps:
+                    bar.close()
+                    return self._summary(last_val, complete=False)
             self.save_state(phase_index + 1, 0, None)
+            last_checkpoint = time.monotonic()
+            if self._any_rank(runtime.max_minutes > 0 and last_checkpoint - began >= runtime.max_minutes * 60) \
+                    and phase_index + 1 < len(self.phases):
+                return self._summary(last_val, complete=False)
         if not (cfg.val_every and self.global_step % cfg.val_every == 0):  # not validated at the last step yet
             last_val = self._validate(self.phases[-1].name) or last_val
-        return {"global_step": self.global_step, "validation": last_val, "config": asdict(cfg)}
+        return self._summary(last_val, complete=True)
+
+    def _any_rank(self, flag: bool) -> bool:
+        """``flag`` of any rank, on every rank (ranks must stop at the same step, or DDP hangs)."""
+        if not self.ctx.enabled or not self.runtime.max_minutes:
+            return flag
+        value = torch.tensor([float(flag)], device=self.ctx.device)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+        return bool(value.item())
+
+    def _summary(self, validation: dict | None, complete: bool) -> dict:
+        return {"global_step": self.global_step, "complete": complete, "validation": validation,
+                "config": asdict(self.config)}

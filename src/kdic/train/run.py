@@ -17,9 +17,9 @@ from ..errors import ConfigError, KdicError
 from ..eval.metrics import estimate_rd
 from ..fileio import atomic_write_bytes, lock_folder, remove_stale_temps
 from ..models import LearnedImageCodec, ModelConfig, to_dict
-from .data import CropSampler, load_validation
+from .data import CropDataset, load_validation
 from .distributed import DistContext, init_distributed, parameters_identical_across_ranks, shutdown
-from .engine import STATE_FILE, Phase, TrainConfig, Trainer
+from .engine import STATE_FILE, Phase, Runtime, TrainConfig, Trainer
 from .losses import phase_loss
 
 
@@ -137,14 +137,16 @@ def init_from(model: LearnedImageCodec, initial: LearnedImageCodec, source: str 
 
 def train(config: ModelConfig, train_config: TrainConfig, data_dir: str | Path, run_dir: str | Path,
           val_dir: str | Path | None = None, val_images: int | None = None, resume: bool = False,
-          quiet: bool = False, init_weights: str | Path | None = None) -> dict:
+          quiet: bool = False, init_weights: str | Path | None = None, device: str = "auto",
+          runtime: Runtime = Runtime()) -> dict:
     """Train ``config`` from scratch, from ``init_weights`` (e.g. another lambda's model) or resume.
 
     A variable-rate ``config`` trains over its whole lambda range (one lambda drawn per step).
-    Exports ``model.safetensors`` into the run folder.
+    Exports ``model.safetensors`` into the run folder once every step is done (a run stopped by
+    ``runtime.max_minutes`` only checkpoints; its summary says ``complete: false``).
     """
     train_config = rate_config(config, train_config)
-    ctx = init_distributed()
+    ctx = init_distributed(device)
     run_dir = Path(run_dir)
     lock = None
     try:
@@ -156,15 +158,15 @@ def train(config: ModelConfig, train_config: TrainConfig, data_dir: str | Path, 
                        "init": str(init_weights) if init_weights else None,
                        "data": str(data_dir), "val": str(val_dir) if val_dir else None, "world_size": ctx.world_size}
         lock = prepare_run_dir(run_dir, description, resume, ctx)
-        sampler = CropSampler(data_dir, train_config.crop, train_config.seed, ctx.rank)
+        data = CropDataset(data_dir, train_config.crop, train_config.seed, ctx.rank, ctx.world_size)
         torch.manual_seed(train_config.seed + ctx.rank)
         validation = load_validation(val_dir, val_images) if val_dir and ctx.is_main else None
         validate = rd_validation(model, config, train_config, validation, ctx.device) if validation else None
         trainer = Trainer(model, [rd_phase("train", train_config.steps, [""])], train_config,
-                          run_dir, sampler, ctx, validate, quiet)
+                          run_dir, data, ctx, validate, quiet, runtime)
         summary = trainer.run(resume=resume)
         summary["ranks_identical"] = parameters_identical_across_ranks(model, ctx)
-        if ctx.is_main:
+        if ctx.is_main and summary["complete"]:
             save(model, run_dir / "model.safetensors", lmbda=None if config.variable_rate else train_config.lmbda,
                  extra={"run": str(run_dir), "steps": summary["global_step"]})
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,110 @@
+"""Format 3's exactness across thread counts and instruction sets, and its rate cost, on Kodak.
+
+Each configuration (ATEN_CPU_CAPABILITY x threads) runs in its own process: it encodes every image
+with each model, decodes the file, and records the file's hash, the decoded latent's hash and the
+decoded pixels. The report says whether files and latents agree across configurations, the
+largest pixel difference between any two, and the size of format 3's streams against the float32
+entropy parameters of formats 1-2 (same latents, same coder).
+
+    python scripts/exactness_report.py --data ../shared/data/kodak -o results/exactness/kodak.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+MODELS = ("kdic-tiny-q1", "kdic-tiny-q4", "s2c-hybrid-tiny-q2", "s2c-hybrid-tiny-q4")
+CONFIGS = (("default", 1), ("avx2", 1), ("avx512", 1), ("avx512", 2))
+
+
+def run_config(data: Path, limit: int, out: Path, measure_rate: bool) -> None:
+    import torch
+
+    from kdic.checkpoint import load
+    from kdic.codec import decode_bytes, encode_image, read_image, unpack
+    from kdic.codec.pipeline import latent_size
+    from kdic.data import WEIGHTS_DIR
+    from kdic.train.data import list_images
+
+    rows, pixels = [], {}
+    for name in MODELS:
+        model = load(WEIGHTS_DIR / f"{name}.safetensors")
+        for path in list_images(data, recursive=False)[:limit]:
+            image = read_image(path)
+            file = encode_image(model, image, estimate=False, reconstruct=False)[0]
+            decoded, _ = decode_bytes(model, file)
+            streams = unpack(file)[1]
+            y_shape = (1, model.config.transform.latent_channels, *latent_size(model, *image.shape[:2]))
+            y_hat = model.decompress_latent(streams, y_shape)["y_hat"]
+            row = {"model": name, "image": path.name, "file": hashlib.sha256(file).hexdigest(),
+                   "latent": hashlib.sha256(y_hat.numpy().tobytes()).hexdigest(), "bytes": len(file)}
+            if measure_rate:
+                from kdic.codec.pipeline import _analyse  # the encoder's own analysis of the (single) tile
+
+                y = model.scale_latent(_analyse(model, image, (0, y_shape[2], 0, y_shape[3]), y_shape[2:]), None)
+                row["float_stream_bytes"] = sum(map(len, model.latent_codec.compress(y, exact=False)["strings"]))
+                row["exact_stream_bytes"] = sum(map(len, streams))
+            rows.append(row)
+            pixels[f"{name}/{path.name}"] = decoded
+        print(f"{name}: {len(rows)} files", file=sys.stderr)
+    np.savez_compressed(out.with_suffix(".npz"), **pixels)
+    out.write_text(json.dumps({"threads": torch.get_num_threads(),
+                               "capability": torch.backends.cpu.get_cpu_capability(), "rows": rows}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--measure-rate", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        run_config(args.data, args.limit, args.worker, args.measure_rate)
+        return
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, (capability, threads) in enumerate(CONFIGS):
+            out = Path(tmp) / f"{capability}-{threads}.json"
+            env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "OMP_NUM_THREADS": str(threads),
+                   "MKL_NUM_THREADS": str(threads)}
+            command = [sys.executable, __file__, "--data", str(args.data), "-o", "-", "--worker", str(out)]
+            command += (["--limit", str(args.limit)] if args.limit else []) + (["--measure-rate"] if index == 0 else [])
+            subprocess.run(command, env=env, check=True)
+            results[f"{capability}/{threads}"] = (json.loads(out.read_text()), np.load(out.with_suffix(".npz")))
+        names = list(results)
+        first_rows = results[names[0]][0]["rows"]
+        same_files = all(r["file"] == s["file"] for n in names[1:] for r, s in zip(first_rows, results[n][0]["rows"]))
+        same_latents = all(r["latent"] == s["latent"] for n in names[1:]
+                           for r, s in zip(first_rows, results[n][0]["rows"]))
+        pixel_diff = max(int(np.abs(results[a][1][k].astype(np.int16) - results[b][1][k]).max())
+                         for a in names for b in names for k in results[a][1].files)
+        same_pixels_per_capability = {n: bool(all(np.array_equal(results[n][1][k], results[m][1][k])
+                                                  for k in results[n][1].files))
+                                      for n in names for m in names if n != m and n.split("/")[0] == m.split("/")[0]}
+    float_bytes = sum(r["float_stream_bytes"] for r in first_rows)
+    exact_bytes = sum(r["exact_stream_bytes"] for r in first_rows)
+    per_model = {m: sum(r["exact_stream_bytes"] for r in first_rows if r["model"] == m)
+                 / sum(r["float_stream_bytes"] for r in first_rows if r["model"] == m) - 1 for m in MODELS}
+    report = {"configurations": [{"capability": results[n][0]["capability"], "threads": results[n][0]["threads"]}
+                                 for n in names],
+              "files": len(first_rows), "files_identical": same_files, "latents_identical": same_latents,
+              "max_pixel_difference": pixel_diff, "pixels_identical_across_threads": same_pixels_per_capability,
+              "rate_cost_exact_vs_float": exact_bytes / float_bytes - 1, "rate_cost_per_model": per_model}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Format 3: entropy parameters from order-independent arithmetic decode identically everywhere.
+
+The fixtures were written on another machine (tests/fixtures/format3/expected.json names it); here
+they must decode to exactly the encoder's latent (the content digest refuses anything else) and to
+pixels within one level of the writer's (the synthesis stays float). Separate processes with other
+thread counts and instruction sets must write and decode the same files and latents, and a one-ulp
+perturbation of every input of the entropy-parameter path must not change a decoded latent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import kdic.entropy.exact as exact
+from kdic.checkpoint import load
+from kdic.codec import decode_bytes, encode_image, read_image, unpack
+from kdic.codec.pipeline import latent_size
+from kdic.data import WEIGHTS_DIR, sample_image_path
+from kdic.entropy.exact import exact_arithmetic, exact_exp, exact_gelu, exact_log, exact_tanh
+
+FIXTURES = Path(__file__).parent / "fixtures" / "format3"
+EXPECTED = {k: v for k, v in json.loads((FIXTURES / "expected.json").read_text()).items() if not k.startswith("_")}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_format_3_fixtures_decode_to_the_encoders_latent_on_this_machine(name):
+    expected = EXPECTED[name]
+    data = (FIXTURES / f"{name}.kdic").read_bytes()
+    assert unpack(data)[0].version == 3
+    image, _ = decode_bytes(load(WEIGHTS_DIR / expected["weights"]), data)  # raises unless the latent is exact
+    reference = read_image(FIXTURES / f"{name}.png")
+    assert image.shape == reference.shape
+    assert np.abs(image.astype(np.int16) - reference).max() <= 1
+
+
+CODE_AND_HASH = """
+import hashlib, sys, torch
+from kdic.checkpoint import load
+from kdic.codec import encode_image, read_image, unpack
+from kdic.codec.pipeline import latent_size
+from kdic.data import WEIGHTS_DIR, sample_image_path
+torch.set_num_threads(int(sys.argv[1]))
+image = read_image(sample_image_path())[:192, :256]
+for weights in ("kdic-tiny-q3.safetensors", "s2c-hybrid-tiny-q2.safetensors"):
+    model = load(WEIGHTS_DIR / weights)
+    data = encode_image(model, image, estimate=False, reconstruct=False)[0]
+    y_hat = model.decompress_latent(unpack(data)[1], (1, 96, *latent_size(model, 192, 256)))["y_hat"]
+    print(weights, hashlib.sha256(data).hexdigest(), hashlib.sha256(y_hat.numpy().tobytes()).hexdigest())
+"""
+
+
+def test_files_and_latents_identical_across_threads_and_instruction_sets():
+    """Separate processes: 1 and 2 threads, and torch's default, AVX2 and AVX-512 kernels."""
+    runs = [("default", 1), ("avx2", 2), ("avx512", 1)]
+    outputs = set()
+    for capability, threads in runs:
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "OMP_NUM_THREADS": str(threads)}
+        result = subprocess.run([sys.executable, "-c", CODE_AND_HASH, str(threads)], capture_output=True, text=True,
+                                env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.add(result.stdout)
+    assert len(outputs) == 1, outputs
+
+
+def _decoded_latent(model, data: bytes, height: int, width: int) -> torch.Tensor:
+    return model.decompress_latent(unpack(data)[1], (1, 96, *latent_size(model, height, width)))["y_hat"]
+
+
+@pytest.mark.parametrize("direction", [float("inf"), -float("inf")])
+def test_one_ulp_perturbations_of_the_parameter_path_change_no_latent(monkeypatch, direction):
+    """Every operand that enters a reduction of the entropy-parameter path moved by one ulp."""
+    model = load(WEIGHTS_DIR / "kdic-tiny-q2.safetensors")
+    image = read_image(sample_image_path())[:128, :192]
+    data = encode_image(model, image, estimate=False, reconstruct=False)[0]
+    clean = _decoded_latent(model, data, 128, 192)
+    snap = exact.snap
+    moved = {"operands": 0}
+
+    def perturbed(t, bits):
+        t = t.double()
+        moved["operands"] += 1
+        return snap(torch.nextafter(t, torch.full_like(t, direction)), bits)
+
+    monkeypatch.setattr(exact, "snap", perturbed)
+    assert torch.equal(_decoded_latent(model, data, 128, 192), clean)
+    assert moved["operands"] > 50  # the perturbation did reach the convolutions and norms
+
+
+def test_transcendentals_are_accurate():
+    """The exact path's exp/log/tanh/GELU stay within float64 (GELU: its erfc's 1.2e-7) of torch's."""
+    x = torch.linspace(-30, 30, 20001, dtype=torch.float64)
+    assert ((exact_exp(x) - torch.exp(x)).abs() / torch.exp(x)).max() < 1e-15
+    assert (exact_log(x.abs() + 1e-3) - torch.log(x.abs() + 1e-3)).abs().max() < 1e-14
+    assert (exact_tanh(x) - torch.tanh(x)).abs().max() < 1e-15
+    assert (exact_gelu(x) - torch.nn.functional.gelu(x)).abs().max() < 1e-7
+
+
+def test_an_operation_without_an_exact_twin_is_refused():
+    with pytest.raises(NotImplementedError, match="no exact implementation"):
+        with exact_arithmetic():
+            torch.cumsum(torch.ones(4), 0)
+
+
+def test_exact_parameters_cost_no_rate():
+    """On the sample, format 3 codes within 0.5% of the float32 parameters' size (formats 1-2)."""
+    model = load(WEIGHTS_DIR / "kdic-tiny-q3.safetensors")
+    image = read_image(sample_image_path())
+    y = model.g_a(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)
+    exact_bytes = sum(map(len, model.latent_codec.compress(y, exact=True)["strings"]))
+    float_bytes = sum(map(len, model.latent_codec.compress(y, exact=False)["strings"]))
+    assert abs(exact_bytes / float_bytes - 1) < 0.005
