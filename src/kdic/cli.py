@@ -311,7 +311,24 @@ def _train_config(args: argparse.Namespace, lmbda_range: tuple[float, float] | N
 
     return TrainConfig(lmbda=args.lmbda, steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                        decay_at=tuple(args.decay_at), seed=args.seed, checkpoint_every=args.checkpoint_every,
-                       val_every=args.val_every, lmbda_range=lmbda_range)
+                       val_every=args.val_every, lmbda_range=lmbda_range, precision=args.precision,
+                       accumulate=args.accumulate)
+
+
+def _runtime(args: argparse.Namespace):
+    from .train.engine import Runtime
+
+    return Runtime(workers=args.workers, compile=args.compile, checkpoint_minutes=args.checkpoint_minutes,
+                   max_minutes=args.max_minutes)
+
+
+def _report_stop(summary: dict, run_dir: str) -> bool:
+    """Say so when --max-minutes stopped the run (checkpointed); True if it did."""
+    if summary.get("complete", True):
+        return False
+    print(f"kdic: stopped at step {summary['global_step']} (--max-minutes); continue with the same command and "
+          f"--resume (run folder {run_dir})", file=sys.stderr)
+    return True
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -337,7 +354,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise KdicError("pass --lmbda (or --variable-rate to train one model for a range of lambdas)")
     vr = config.variable_rate
     summary = train(config, _train_config(args, vr.range if vr else None), args.data, args.run_dir, args.val,
-                    args.val_images, args.resume, args.quiet, args.init)
+                    args.val_images, args.resume, args.quiet, args.init, args.device, _runtime(args))
+    if _report_stop(summary, args.run_dir):
+        return 0
     if not args.quiet and summary.get("validation"):  # only rank 0 validates
         v = summary["validation"]
         points = "; ".join(f"lambda {k[4:]}: {v[k]:.4f} bpp, {v['psnr' + k[3:]]:.2f} dB" for k in v if k.startswith("bpp@"))
@@ -370,8 +389,11 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     else:
         student = _model_config(args.student)
     args.lmbda = lmbda
-    summary = distill(args.teacher, student, strategy, _train_config(args, vr.range if vr else None), args.data, args.run_dir, args.val,
-                      args.val_images, args.teacher_init, args.resume, args.quiet)
+    summary = distill(args.teacher, student, strategy, _train_config(args, vr.range if vr else None), args.data,
+                      args.run_dir, args.val, args.val_images, args.teacher_init, args.resume, args.quiet, args.device,
+                      _runtime(args))
+    if _report_stop(summary, args.run_dir):
+        return 0
     if not args.quiet and _rank() == 0:
         v = summary.get("validation")
         rd = f"; validation bpp {v['bpp']:.4f}, PSNR {v['psnr']:.2f} dB" if v else ""
@@ -383,7 +405,9 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 def add_training_args(p: argparse.ArgumentParser, lmbda_required: bool = True) -> None:
     p.add_argument("--lmbda", type=float, required=lmbda_required,
                    help="rate-distortion trade-off: loss = bpp + lmbda*255^2*MSE")
-    p.add_argument("--data", required=True, help="folder of training images (JPEG/PNG, searched recursively)")
+    p.add_argument("--data", required=True, help="training images: a folder (images and uncompressed .tar shards, "
+                                                 "searched recursively), a .txt/.lst file list, or one .tar shard; "
+                                                 "streamed, never loaded whole")
     p.add_argument("--run-dir", required=True, help="run folder (config, logs, checkpoints, exported weights)")
     p.add_argument("--val", help="validation image folder, e.g. Kodak")
     p.add_argument("--val-images", type=int, help="use only the first N validation images")
@@ -397,6 +421,22 @@ def add_training_args(p: argparse.ArgumentParser, lmbda_required: bool = True) -
     p.add_argument("--val-every", type=int, default=0, help="steps between validations (0: at the end only)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .train.distributed import DEVICES
+    from .train.engine import PRECISIONS
+
+    p.add_argument("--device", default="auto", metavar="|".join(DEVICES),
+                   help="auto: CUDA when available (with or without torchrun), else the CPU (default: auto)")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                   help="autocast precision of the transforms; rates, likelihoods and the loss stay float32 "
+                        "(fp16 adds a gradient scaler; default: fp32)")
+    p.add_argument("--accumulate", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="DataLoader processes decoding and cropping images (0: in the training process; default: 0)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the trained module")
+    p.add_argument("--checkpoint-minutes", type=float, default=0.0,
+                   help="also checkpoint every N minutes of wall time (0: only every --checkpoint-every steps)")
+    p.add_argument("--max-minutes", type=float, default=0.0,
+                   help="checkpoint and stop after N minutes (inside a scheduler's wall time); resume later")
 
 
 def _write_json(data: dict, path: str | Path) -> None:

@@ -174,15 +174,28 @@ class Trainer:
     def state_path(self) -> Path | None:
         return None if self.run_dir is None else self.run_dir / STATE_FILE
 
+    def _rng_states(self) -> list[Tensor]:
+        """Every rank's noise-RNG state, gathered on all ranks (each rank draws its own noise)."""
+        state = torch.get_rng_state()
+        if not self.ctx.enabled:
+            return [state]
+        gathered = [torch.empty_like(state) for _ in range(self.ctx.world_size)]
+        torch.distributed.all_gather(gathered, state.to(self.ctx.device) if self.ctx.device.type == "cuda" else state)
+        return [g.cpu() for g in gathered]
+
     def save_state(self, phase_index: int, phase_step: int, optimizer: torch.optim.Optimizer | None) -> None:
-        if self.state_path is None or not self.ctx.is_main:
+        if self.state_path is None:
+            return
+        rng_states = self._rng_states()  # a collective: every rank takes part
+        if not self.ctx.is_main:
             return
         tensors = {f"module/{k}": v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
         groups: list[dict] = []
         if optimizer is not None:
             optim_tensors, groups = _optimizer_tensors(optimizer)
             tensors.update({k: v.detach().cpu().contiguous() for k, v in optim_tensors.items()})
-        tensors["rng/torch"] = torch.get_rng_state()
+        tensors["rng/torch"] = rng_states[0]
+        tensors.update({f"rng/torch/{rank}": state for rank, state in enumerate(rng_states) if rank})
         meta = {"format": STATE_FORMAT, "phase": phase_index, "phase_step": phase_step,
                 "global_step": self.global_step, "param_groups": groups, "grad_scaler": self.scaler.state_dict()}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +212,8 @@ class Trainer:
         if meta.get("format") != STATE_FORMAT:
             raise KdicError(f"{path} is not a kdic training state")
         self.module.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("module/")})
-        torch.set_rng_state(tensors["rng/torch"])  # older states also hold an unused "rng/sampler"
+        # this rank's noise RNG (older states hold rank 0's only, and an unused "rng/sampler")
+        torch.set_rng_state(tensors.get(f"rng/torch/{self.ctx.rank}", tensors["rng/torch"]))
         if meta.get("grad_scaler"):
             self.scaler.load_state_dict(meta["grad_scaler"])
         self.global_step = meta["global_step"]
@@ -338,9 +352,10 @@ class Trainer:
                                "lmbda": lmbda})
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                 now = time.monotonic()
-                out_of_time = self._any_rank(runtime.max_minutes > 0 and now - began >= runtime.max_minutes * 60)
-                due = (step + 1) % cfg.checkpoint_every == 0 or out_of_time or (
+                out_of_time, timed = self._any_rank(
+                    runtime.max_minutes > 0 and now - began >= runtime.max_minutes * 60,
                     runtime.checkpoint_minutes > 0 and now - last_checkpoint >= runtime.checkpoint_minutes * 60)
+                due = (step + 1) % cfg.checkpoint_every == 0 or out_of_time or timed
                 if due and step + 1 < phase.steps:
                     self.save_state(phase_index, step + 1, optimizer)
                     last_checkpoint = now
@@ -351,20 +366,21 @@ class Trainer:
                     return self._summary(last_val, complete=False)
             self.save_state(phase_index + 1, 0, None)
             last_checkpoint = time.monotonic()
-            if self._any_rank(runtime.max_minutes > 0 and last_checkpoint - began >= runtime.max_minutes * 60) \
+            if self._any_rank(runtime.max_minutes > 0 and last_checkpoint - began >= runtime.max_minutes * 60)[0] \
                     and phase_index + 1 < len(self.phases):
                 return self._summary(last_val, complete=False)
         if not (cfg.val_every and self.global_step % cfg.val_every == 0):  # not validated at the last step yet
             last_val = self._validate(self.phases[-1].name) or last_val
         return self._summary(last_val, complete=True)
 
-    def _any_rank(self, flag: bool) -> bool:
-        """``flag`` of any rank, on every rank (ranks must stop at the same step, or DDP hangs)."""
-        if not self.ctx.enabled or not self.runtime.max_minutes:
-            return flag
-        value = torch.tensor([float(flag)], device=self.ctx.device)
+    def _any_rank(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag true if it is on any rank: wall-clock decisions (stop, checkpoint) must be taken
+        by all ranks at the same step, or a collective hangs."""
+        if not self.ctx.enabled or not (self.runtime.max_minutes or self.runtime.checkpoint_minutes):
+            return flags
+        value = torch.tensor([float(f) for f in flags], device=self.ctx.device)
         torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-        return bool(value.item())
+        return tuple(bool(v) for v in value.tolist())
 
     def _summary(self, validation: dict | None, complete: bool) -> dict:
         return {"global_step": self.global_step, "complete": complete, "validation": validation,
