@@ -322,6 +322,27 @@ def _runtime(args: argparse.Namespace):
                    max_minutes=args.max_minutes)
 
 
+def _checked_recipe(args: argparse.Namespace, command: str, lmbda: float | None = None, check_lmbda: bool = True):
+    """The run's recipe (its values are already the parser's defaults), its command and lambda checked."""
+    if args.recipe is None:
+        return None
+    from .train.recipes import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    if recipe.command != command:
+        raise KdicError(f"recipe {recipe.name} is for 'kdic {recipe.command}', not 'kdic {command}'")
+    if check_lmbda:
+        recipe.check_lmbda(lmbda)
+    return recipe
+
+
+def _print_plan(command: str, config, train_config, phases, args: argparse.Namespace, recipe) -> int:
+    from .train.recipes import run_plan
+
+    print(json.dumps(run_plan(command, config, train_config, phases, args.device, recipe, args.throughput), indent=2))
+    return 0
+
+
 def _report_stop(summary: dict, run_dir: str) -> bool:
     """Say so when --max-minutes stopped the run (checkpointed); True if it did."""
     if summary.get("complete", True):
@@ -333,6 +354,8 @@ def _report_stop(summary: dict, run_dir: str) -> bool:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train.run import train
+
+    _checked_recipe(args, "train", check_lmbda=False)
 
     if args.model is None and args.init is None:
         raise KdicError("pass --model PRESET (or a config JSON), or --init WEIGHTS to start from a trained model")
@@ -353,6 +376,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.lmbda is None and config.variable_rate is None:
         raise KdicError("pass --lmbda (or --variable-rate to train one model for a range of lambdas)")
     vr = config.variable_rate
+    recipe = _checked_recipe(args, "train", args.lmbda)
+    if args.dry_run:
+        return _print_plan("train", config, _train_config(args, vr.range if vr else None),
+                           [("train", args.steps)], args, recipe)
     summary = train(config, _train_config(args, vr.range if vr else None), args.data, args.run_dir, args.val,
                     args.val_images, args.resume, args.quiet, args.init, args.device, _runtime(args))
     if _report_stop(summary, args.run_dir):
@@ -370,6 +397,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     from .distill import derive_student, distill, load_strategy
     from .models import TEACHER_OF, get_config
 
+    _checked_recipe(args, "distill", check_lmbda=False)
     strategy = load_strategy(args.strategy)
     if args.final_fraction is not None:
         strategy = strategy.with_final_fraction(args.final_fraction)
@@ -389,6 +417,14 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     else:
         student = _model_config(args.student)
     args.lmbda = lmbda
+    recipe = _checked_recipe(args, "distill", lmbda)
+    if args.dry_run:
+        from .models import LearnedImageCodec
+
+        built = LearnedImageCodec(student)
+        expanded = strategy.expand(len(built.g_a.stages), len(built.g_s.stages), student.family)
+        return _print_plan("distill", student, _train_config(args, vr.range if vr else None),
+                           [(p.name, n) for p, n in zip(expanded.phases, expanded.steps(args.steps))], args, recipe)
     summary = distill(args.teacher, student, strategy, _train_config(args, vr.range if vr else None), args.data,
                       args.run_dir, args.val, args.val_images, args.teacher_init, args.resume, args.quiet, args.device,
                       _runtime(args))
@@ -437,6 +473,14 @@ def add_training_args(p: argparse.ArgumentParser, lmbda_required: bool = True) -
                    help="also checkpoint every N minutes of wall time (0: only every --checkpoint-every steps)")
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="checkpoint and stop after N minutes (inside a scheduler's wall time); resume later")
+    from .train.recipes import available_recipes
+
+    p.add_argument("--recipe", help=f"take this recipe's settings as defaults ({', '.join(available_recipes())}, "
+                                    "or a recipe JSON); options given explicitly win")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved run, its steps and device-hours (timing two steps here), then stop")
+    p.add_argument("--throughput", type=float, metavar="SAMPLES_PER_S",
+                   help="with --dry-run: a measured training throughput (kdic bench) instead of timing here")
 
 
 def _write_json(data: dict, path: str | Path) -> None:
@@ -619,7 +663,26 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _recipe_in(argv: Sequence[str]):
+    """The recipe named by ``--recipe`` in ``argv`` (loaded before parsing: its values become defaults)."""
+    for i, arg in enumerate(argv):
+        if arg == "--recipe" and i + 1 < len(argv) or arg.startswith("--recipe="):
+            from .train.recipes import load_recipe
+
+            return load_recipe(argv[i + 1] if arg == "--recipe" else arg.split("=", 1)[1])
+    return None
+
+
+def _apply_recipe(commands: dict[str, argparse.ArgumentParser], recipe) -> None:
+    parser = commands[recipe.command]
+    known = {action.dest for action in parser._actions}
+    unknown = sorted(set(recipe.args) - known)
+    if unknown:
+        raise KdicError(f"recipe {recipe.name}: {', '.join(unknown)} are not options of 'kdic {recipe.command}'")
+    parser.set_defaults(**recipe.args)
+
+
+def build_parser(recipe=None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdic", description="Learned image compression and its knowledge distillation.")
     parser.add_argument("--version", action="version", version=f"kdic {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -690,6 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "default: the strategy's own (0.75 for smodi, as in the paper)")
     add_training_args(distill, lmbda_required=False)
     distill.set_defaults(func=_cmd_distill)
+    if recipe is not None:
+        _apply_recipe({"train": train, "distill": distill}, recipe)
 
     ev = sub.add_parser("eval", help="real-bitstream RD evaluation of checkpoints (one curve), CompressAI JSON")
     ev.add_argument("--weights", nargs="+", required=True,
@@ -805,7 +870,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(_recipe_in(argv))
+    except KdicError as exc:
+        print(f"kdic: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     code = _run(args)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # A torchrun worker has written its files and destroyed its process group by now. Gloo can

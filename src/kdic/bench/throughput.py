@@ -11,13 +11,15 @@ from ..models import LearnedImageCodec
 
 
 def training_step_seconds(model: LearnedImageCodec, batch: int = 8, size: int = 128, steps: int = 8,
-                          warmup: int = 2, lmbda: float = 0.013) -> float:
+                          warmup: int = 2, lmbda: float = 0.013, device: torch.device = torch.device("cpu")) -> float:
     """Median wall time of one full step (forward, RD + aux loss, backward, Adam) on random crops."""
-    model.train()
+    model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.rand(batch, 3, size, size)
+    x = torch.rand(batch, 3, size, size, device=device)
     times = []
     for step in range(warmup + steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         start = time.perf_counter()
         out = model(x)
         bpp = sum(-lik.log2().sum() for lik in out["likelihoods"].values()) / (batch * size * size)
@@ -25,6 +27,8 @@ def training_step_seconds(model: LearnedImageCodec, batch: int = 8, size: int = 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         if step >= warmup:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
