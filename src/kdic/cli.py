@@ -252,6 +252,34 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from .datasets import DATASETS, dataset_folder, default_cache, fetch_dataset
+
+    cache = args.cache or default_cache()
+    if args.action == "list":
+        for name, source in DATASETS.items():
+            where = dataset_folder(source, cache)
+            state = f"in {where}" if where else ("manual download" if source.manual else "not fetched")
+            print(f"{name:28s} {source.description}\n{'':28s} licence: {source.licence}\n{'':28s} {state}")
+        return 0
+    if args.name is None:
+        raise KdicError(f"'kdic datasets {args.action}' needs a set name: {', '.join(DATASETS)}")
+    source = DATASETS[args.name]
+    if args.action == "path":
+        where = dataset_folder(source, cache)
+        if where is None:
+            raise KdicError(f"{args.name} is not in {cache}; run 'kdic datasets fetch {args.name}'")
+        print(where)
+        return 0
+    if not args.quiet:
+        print(f"{source.name}: {source.licence}", file=sys.stderr)
+        if any(f.sha256 is None for f in source.files):
+            print(f"kdic: notice: {source.name} has no published checksum; the SHA-256 of this download is recorded "
+                  "in its manifest", file=sys.stderr)
+    print(fetch_dataset(source, cache, args.quiet))
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from .checkpoint import read_metadata
     from .codec import unpack
@@ -850,6 +878,14 @@ def build_parser(recipe=None) -> argparse.ArgumentParser:
     info.add_argument("file")
     info.add_argument("--json", action="store_true", help="print the full metadata block")
     info.set_defaults(func=_cmd_info)
+
+    datasets = sub.add_parser("datasets", help="list and fetch the standard data sets (Kodak, CLIC, Tecnick, DIV2K, "
+                                               "Flickr2W) into a cache, verified by SHA-256, resumable")
+    datasets.add_argument("action", choices=["list", "fetch", "path"], help="list the sets; fetch one; print its folder")
+    datasets.add_argument("name", nargs="?", help="the set to fetch or locate (see 'kdic datasets list')")
+    datasets.add_argument("--cache", type=Path, help="cache folder (default: $KDIC_DATA or ~/.cache/kdic/datasets)")
+    datasets.add_argument("--quiet", action="store_true", help="no progress bars")
+    datasets.set_defaults(func=_cmd_datasets)
     return parser
 
 
