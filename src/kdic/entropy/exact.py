@@ -98,14 +98,14 @@ def exact_mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def _conv(transposed: bool):
-    def run(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, *args) -> Tensor:
+    def run(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, *args, **kwargs) -> Tensor:
         # weight: (out, in/groups, kh, kw), or (in, out/groups, kh, kw) when transposed
         terms = (weight.shape[0] if transposed else weight.shape[1]) * weight.shape[2] * weight.shape[3]
         activation_bits, weight_bits = _split_bits(terms)
         w = snap_rows(weight.transpose(0, 1) if transposed else weight, weight_bits)
         w = w.transpose(0, 1) if transposed else w
         op = F.conv_transpose2d if transposed else F.conv2d
-        out = op(snap(x, activation_bits), w.contiguous(), None, stride, padding, *args)
+        out = op(snap(x, activation_bits), w.contiguous(), None, stride, padding, *args, **kwargs)
         return out if bias is None else out + bias.double().view(1, -1, 1, 1)
 
     return run

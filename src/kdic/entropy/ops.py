@@ -28,7 +28,7 @@ def in_float32(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         device = next(a.device.type for a in (*args, *kwargs.values()) if isinstance(a, Tensor))
-        if not torch.is_autocast_enabled(device):
+        if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
             return fn(*args, **kwargs)
         with torch.autocast(device, enabled=False):
             return fn(*map(_as_float32, args), **{k: _as_float32(v) for k, v in kwargs.items()})
