@@ -85,18 +85,17 @@ DATASETS.register("tecnick", DatasetSource(
     (RemoteFile("https://sourceforge.net/projects/testimages/files/OLD/OLD_SAMPLING/testimages.zip/download",
                 "testimages.zip"),),
     images="testimages/RGB/RGB_OR_1200x1200", count=100))
-DATASETS.register("div2k-train", DatasetSource(
-    "div2k-train", "DIV2K train HR: 800 2K images (training)",
-    "academic research use only; copyright with the original owners (DIV2K website)",
-    (RemoteFile("https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip", "DIV2K_train_HR.zip",
-                "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335", 3530603713),),
-    images="DIV2K_train_HR", count=800, role="training"))
-DATASETS.register("div2k-valid", DatasetSource(
-    "div2k-valid", "DIV2K valid HR: 100 2K images (evaluation or training)",
-    "academic research use only; copyright with the original owners (DIV2K website)",
-    (RemoteFile("https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip", "DIV2K_valid_HR.zip",
-                "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc", 448993893),),
-    images="DIV2K_valid_HR", count=100))
+DIV2K_TERMS = "academic research use only; copyright with the original owners (DIV2K website)"
+for _split, _what, _count, _role, _sha, _size in (
+        ("train", "DIV2K train HR: 800 2K images (training)", 800, "training",
+         "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335", 3530603713),
+        ("valid", "DIV2K valid HR: 100 2K images (evaluation or training)", 100, "evaluation",
+         "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc", 448993893)):
+    DATASETS.register(f"div2k-{_split}", DatasetSource(
+        f"div2k-{_split}", _what, DIV2K_TERMS,
+        (RemoteFile(f"https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_{_split}_HR.zip", f"DIV2K_{_split}_HR.zip",
+                    _sha, _size),),
+        images=f"DIV2K_{_split}_HR", count=_count, role=_role))
 DATASETS.register("flickr2w", DatasetSource(
     "flickr2w", "Flickr2W: 20,745 Flickr photos (the paper's training set)",
     "research use only; scraped from flickr.com, not redistributable (liujiaheng/CompressionData)",
