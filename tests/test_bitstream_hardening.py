@@ -4,7 +4,6 @@ big images are tiled without seams; format-1 files still decode bit-identically.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import resource
 import struct
@@ -59,7 +58,7 @@ def _repack(data: bytes, **fields) -> bytes:
     return pack(dataclasses.replace(header, **fields), streams)
 
 
-def _decode_legacy(model, data: bytes, expected: dict) -> np.ndarray | None:
+def _decode_legacy(model, data: bytes) -> np.ndarray | None:
     """A format-1/2 file's image, or None where this CPU's float entropy parameters differ from the
     writer's (formats 1 and 2 computed them in float32: the decoder then refuses with one clear line,
     the reason format 3 exists)."""
@@ -77,7 +76,7 @@ def test_format_1_files_still_parse_and_decode(name):
     data = (FIXTURES / f"{name}.kdic").read_bytes()
     header, _ = unpack(data)
     assert header.version == 1 and header.entropy_tile == 0
-    image = _decode_legacy(load(WEIGHTS_DIR / expected["weights"]), data, expected)
+    image = _decode_legacy(load(WEIGHTS_DIR / expected["weights"]), data)
     assert image is None or image.shape == (expected["height"], expected["width"], 3)
 
 
@@ -92,7 +91,7 @@ def test_format_2_files_still_parse_and_decode(name):
     data = (FORMAT2 / f"{name}.kdic").read_bytes()
     header, _ = unpack(data)
     assert header.version == 2 and header.entropy_tile == expected["entropy_tile"]
-    image = _decode_legacy(load(WEIGHTS_DIR / expected["weights"]), data, expected)
+    image = _decode_legacy(load(WEIGHTS_DIR / expected["weights"]), data)
     assert image is None or image.shape[:2] == (expected["height"], expected["width"])
 
 

@@ -367,7 +367,7 @@ def _checked_recipe(args: argparse.Namespace, command: str, lmbda: float | None 
         return None
     from .train.recipes import load_recipe
 
-    recipe = load_recipe(args.recipe)
+    recipe = getattr(args, "loaded_recipe", None) or load_recipe(args.recipe)  # read once, by main()
     if recipe.command != command:
         raise KdicError(f"recipe {recipe.name} is for 'kdic {recipe.command}', not 'kdic {command}'")
     if check_lmbda:
@@ -718,7 +718,7 @@ def _apply_recipe(commands: dict[str, argparse.ArgumentParser], recipe) -> None:
     unknown = sorted(set(recipe.args) - known)
     if unknown:
         raise KdicError(f"recipe {recipe.name}: {', '.join(unknown)} are not options of 'kdic {recipe.command}'")
-    parser.set_defaults(**recipe.args)
+    parser.set_defaults(**recipe.args, loaded_recipe=recipe)
 
 
 def build_parser(recipe=None) -> argparse.ArgumentParser:

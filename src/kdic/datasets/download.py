@@ -66,8 +66,10 @@ def _transfer(url: str, part: Path, quiet: bool) -> None:
 def fetch_file(remote: RemoteFile, folder: Path, quiet: bool = False) -> tuple[Path, str]:
     """``folder/remote.name``, downloaded (resuming a ``.part``) and verified; (path, its SHA-256)."""
     target = folder / remote.name
-    if target.is_file() and (remote.sha256 is None or _sha256(target) == remote.sha256):
-        return target, _sha256(target)
+    if target.is_file():  # only ever renamed into place once verified
+        digest = _sha256(target)
+        if remote.sha256 is None or digest == remote.sha256:
+            return target, digest
     part = folder / f"{remote.name}.part"
     for attempt in range(RETRIES):
         try:
