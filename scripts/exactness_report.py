@@ -34,7 +34,7 @@ def run_config(data: Path, limit: int, out: Path, files: Path, measure_rate: boo
     from kdic.codec import decode_bytes, encode_image, read_image, unpack
     from kdic.codec.pipeline import latent_size
     from kdic.data import WEIGHTS_DIR
-    from kdic.train.data import list_images
+    from kdic.codec.image_io import list_images
 
     rows, pixels = [], {}
     for name in MODELS:

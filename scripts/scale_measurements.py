@@ -30,7 +30,7 @@ sys.exit(code)
 
 
 def linked_folder(source: Path, count: int, root: Path) -> Path:
-    from kdic.train.data import list_images
+    from kdic.codec.image_io import list_images
 
     files = list_images(source)
     folder = root / f"images-{count}"
@@ -41,10 +41,10 @@ def linked_folder(source: Path, count: int, root: Path) -> Path:
     return folder
 
 
-def loader_throughput(folder: Path, workers: int, batches_timed: int = 60) -> float:
+def loader_throughput(folder: Path, workers: int, crop: int, batches_timed: int = 60) -> float:
     from kdic.train.data import CropDataset, batches
 
-    data = CropDataset(folder, 128, seed=0)
+    data = CropDataset(folder, crop, seed=0)
     stream = batches(data, 8, 0, batches_timed + 5, workers)
     for _ in range(5):  # workers start, prefetch fills
         next(stream)
@@ -73,13 +73,26 @@ def full_size_step() -> dict:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
+def training_consumption() -> dict:
+    """Samples per second one optimizer step eats: the rate the loader must beat."""
+    import torch
+
+    from kdic.bench.throughput import training_step_seconds
+    from kdic.models import build_model
+
+    torch.manual_seed(0)
+    rates = {f"{name}@{crop}": 8 / training_step_seconds(build_model(name), batch=8, size=crop, steps=4, warmup=1)
+             for name, crop in (("kdic-tiny", 128), ("s2c-hybrid-tiny", 128), ("kdic-tiny", 256))}
+    return {"batch": 8, "threads": torch.get_num_threads(), **rates}
+
+
 def loss_curves(folder: Path, steps: int) -> dict:
     import torch
 
     from kdic.models import build_model
     from kdic.train.data import CropDataset
-    from kdic.train.engine import TrainConfig, Trainer
-    from kdic.train.run import rd_phase
+    from kdic.train.engine import Phase, TrainConfig, Trainer
+    from kdic.train.losses import phase_loss
 
     curves = {}
     for precision in ("fp32", "bf16"):
@@ -88,7 +101,7 @@ def loss_curves(folder: Path, steps: int) -> dict:
                              precision=precision)
         model = build_model("kdic-tiny")
         losses = []
-        trainer = Trainer(model, [rd_phase("p", steps, [""])], config, None, CropDataset(folder, 128), quiet=True)
+        trainer = Trainer(model, [Phase("p", steps, [""], phase_loss())], config, None, CropDataset(folder, 128), quiet=True)
         trainer._log = lambda row: losses.append(row["loss"]) if row.get("kind") == "train" else None
         start = time.perf_counter()
         trainer.run()
@@ -102,6 +115,12 @@ def loss_curves(folder: Path, steps: int) -> dict:
             "curves": {"fp32": a, "bf16": b}}
 
 
+def _stage(name: str) -> None:
+    """Progress on stderr with this process's peak memory so far (a long measurement shows where it is)."""
+    print(f"{time.strftime('%H:%M:%S')} {name} (peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)",
+          file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -112,10 +131,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         big = linked_folder(args.data, 2000, root)
-        report["loader_samples_per_second"] = {str(w): loader_throughput(big, w) for w in (0, 1, 2)}
+        _stage("loader throughput")
+        report["loader_samples_per_second"] = {f"crop{crop}": {str(w): loader_throughput(big, w, crop) for w in (0, 1, 2)}
+                                               for crop in (128, 256)}
+        _stage("training consumption")
+        report["training_consumes_samples_per_second"] = training_consumption()
+        _stage("peak memory")
         report["peak_memory"] = [peak_memory(linked_folder(args.data, n, root) if n != 2000 else big, root / f"run{n}")
                                  for n in (500, 2000, 8000)]
+        _stage("bf16 against fp32")
         report["bf16_vs_fp32"] = loss_curves(args.data, args.curve_steps)
+    _stage("full-size step")
     report["full_size_kdic_step"] = full_size_step()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")

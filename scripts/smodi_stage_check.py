@@ -18,10 +18,11 @@ from dataclasses import replace
 
 from kdic import load
 from kdic.distill import load_strategy
-from kdic.distill.run import build_distillation
+from kdic.distill.pipeline import build_distillation
 from kdic.eval.metrics import estimate_rd
 from kdic.models import get_config
-from kdic.train.data import CropDataset, load_validation
+from kdic.eval.validation import load_validation
+from kdic.train.data import CropDataset
 from kdic.train.engine import TrainConfig, Trainer
 
 

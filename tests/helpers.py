@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import subprocess
 from pathlib import Path
 from typing import Callable
 
@@ -35,3 +38,13 @@ def train_killed_then_resumed(make_trainer: Callable[[Path], tuple], run_dir: Pa
     resumed, trainer = make_trainer(move(run_dir) if move else run_dir)
     trainer.run(resume=True)
     return resumed
+
+
+def run_kdic(*args: str) -> subprocess.CompletedProcess:
+    """``kdic ARGS`` in this process (a subprocess would add only its start-up), output captured."""
+    from kdic.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())

@@ -112,16 +112,16 @@ def test_outputs_are_created_exclusively(tmp_path, weights, capsys, monkeypatch)
     assert "exists; use --force" in capsys.readouterr().err
 
     # another process creates the output after the plan checked it: it wins, this one says so on one line
-    import kdic.codec
+    import kdic.codec.target
 
-    encode = kdic.codec.encode_image
+    encode = kdic.codec.target.encode_image
 
     def encode_then_lose_the_race(*args, **kwargs):
         result = encode(*args, **kwargs)
         (tmp_path / "b.kdic").write_bytes(b"the other writer")
         return result
 
-    monkeypatch.setattr(kdic.codec, "encode_image", encode_then_lose_the_race)
+    monkeypatch.setattr(kdic.codec.target, "encode_image", encode_then_lose_the_race)
     assert main(["compress", str(image), "-o", str(tmp_path / "b.kdic"), "--weights", weights, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "b.kdic already exists" in err

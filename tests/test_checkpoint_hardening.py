@@ -20,7 +20,7 @@ from kdic.checkpoint import read_config
 from kdic.cli import main
 from kdic.data import WEIGHTS_DIR
 from kdic.distill import available_strategies, load_strategy
-from kdic.distill.strategy import STRATEGY_DIR
+from kdic.configs import CONFIG_DIR
 from kdic.errors import CheckpointError, ConfigError
 from kdic.models import available, build_model, config_from_dict, get_config, to_dict
 from kdic.models.config import MAX_CHANNELS, NAME_PATTERN
@@ -245,5 +245,5 @@ def test_bundled_strategies_by_name_and_files_by_json_path(tmp_path):
     for name in available_strategies():
         assert load_strategy(name).phases
     copy = tmp_path / "mine.json"
-    copy.write_text((STRATEGY_DIR / "smodi.json").read_text())
+    copy.write_text((CONFIG_DIR / "strategies" / "smodi.json").read_text())
     assert load_strategy(str(copy)) == load_strategy("smodi")

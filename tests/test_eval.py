@@ -19,6 +19,8 @@ from kdic.data import sample_image_path
 from kdic.eval.baselines import available_codecs, evaluate_codec
 from kdic.eval.bdrate import Curve, bd_quality, bd_rate, load_curve
 from kdic.eval.plot import plot_curves
+
+from .helpers import run_kdic
 from kdic.eval.rd import evaluate_weights
 
 from .conftest import SHARED_DATA
@@ -129,10 +131,8 @@ def test_plot_cli_rejects_a_bad_zoom(tmp_path, capsys):
 
 def test_bench_produces_both_tables(tmp_path):
     out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "kdic", "bench", "kdic-tiny", "s2c-hybrid-tiny", "--size", "128x64", "--runs", "1",
-         "--train-batch", "1", "--train-size", "64", "--train-steps", "1", "--json", str(out)],
-        capture_output=True, text=True, timeout=300)
+    result = run_kdic("bench", "kdic-tiny", "s2c-hybrid-tiny", "--size", "128x64", "--runs", "1", "--train-batch", "1",
+                      "--train-size", "64", "--train-steps", "1", "--json", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| model | params M (paper / all)" in result.stdout and "compute-bound decode s" in result.stdout
     report = json.loads(out.read_text())

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import kdic
 import kdic.cli
 from kdic.importers import ImportFailed, import_checkpoint, read_state_dict
 from kdic.importers.conformance import compare
+
+from .helpers import run_kdic
 
 CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
 SOURCES = {"bmshj2018-hyperprior-N64-M96": "compressai:bmshj2018-hyperprior",
@@ -122,7 +123,7 @@ def test_imported_teacher_is_an_ordinary_kdic_model(tmp_path, kodak_dir):
     if not PRETRAINED.is_dir():
         pytest.skip(f"pretrained CompressAI teacher not found at {PRETRAINED}")
     weights = tmp_path / "mbt.safetensors"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "kdic", *a], capture_output=True, text=True)  # noqa: E731
+    run = run_kdic
     done = run("import", str(PRETRAINED / "weights.safetensors"), "-o", str(weights), "--from", "compressai:mbt2018-mean",
                "--lmbda", "0.013", "--quiet")
     assert done.returncode == 0, done.stderr

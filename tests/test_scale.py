@@ -21,8 +21,8 @@ from kdic.errors import ConfigError, KdicError
 from kdic.models import build_model
 from kdic.train.data import CropDataset, batches, source_entries
 from kdic.train.distributed import resolve_device
-from kdic.train.engine import STATE_FILE, Runtime, TrainConfig, Trainer
-from kdic.train.run import rd_phase
+from kdic.train.engine import Phase, STATE_FILE, Runtime, TrainConfig, Trainer
+from kdic.train.losses import phase_loss
 
 CONFIG = TrainConfig(lmbda=0.013, steps=4, batch_size=2, crop=64, checkpoint_every=100, log_every=1)
 
@@ -90,7 +90,7 @@ def test_batches_do_not_depend_on_workers(image_set):
 def _run(image_set, run_dir, config=CONFIG, runtime=Runtime(), resume=False):
     torch.manual_seed(0)
     model = build_model("kdic-tiny")
-    trainer = Trainer(model, [rd_phase("p", config.steps, [""])], config, run_dir, CropDataset(image_set, 64),
+    trainer = Trainer(model, [Phase("p", config.steps, [""], phase_loss())], config, run_dir, CropDataset(image_set, 64),
                       quiet=True, runtime=runtime)
     return model, trainer.run(resume=resume)
 
@@ -115,7 +115,7 @@ def test_accumulation_reads_the_same_samples_as_one_big_batch(image_set):
             return super().__getitem__(sample)
 
     config = replace(CONFIG, steps=2, batch_size=2, accumulate=2)
-    trainer = Trainer(build_model("kdic-tiny"), [rd_phase("p", 2, [""])], config, None, Recording(image_set, 64),
+    trainer = Trainer(build_model("kdic-tiny"), [Phase("p", 2, [""], phase_loss())], config, None, Recording(image_set, 64),
                       quiet=True)
     assert trainer.run()["global_step"] == 2
     assert read == list(range(8))
@@ -127,7 +127,7 @@ def test_half_precision_steps_keep_rates_in_float32(image_set, precision):
     seen = []
     model.latent_codec.register_forward_hook(lambda m, i, out: seen.append(out["likelihoods"]["y"].dtype))
     config = replace(CONFIG, steps=2, precision=precision)
-    summary = Trainer(model, [rd_phase("p", 2, [""])], config, None, CropDataset(image_set, 64), quiet=True).run()
+    summary = Trainer(model, [Phase("p", 2, [""], phase_loss())], config, None, CropDataset(image_set, 64), quiet=True).run()
     assert summary["complete"] and seen and all(d == torch.float32 for d in seen)
     assert all(torch.isfinite(p).all() for p in model.parameters())
 

@@ -135,7 +135,7 @@ def test_energy_groups_and_cli(tmp_path, capsys):
 @pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no shipped weights in this checkout ({SHIPPED} missing)")
 def test_shipped_student_codes_real_files_close_to_its_estimate(tmp_path, kodak_dir):
     """Issue 4.5 on trained weights: real bytes (header included) within 2% of the likelihood estimate."""
-    from kdic.train.data import load_validation
+    from kdic.eval.validation import load_validation
 
     model = kdic.load(SHIPPED)
     real = estimate = 0.0

@@ -13,8 +13,8 @@ import torch
 import kdic
 from kdic.models import build_model
 from kdic.train.data import CropDataset
-from kdic.train.engine import TrainConfig, Trainer
-from kdic.train.run import rd_phase
+from kdic.train.engine import Phase, TrainConfig, Trainer
+from kdic.train.losses import phase_loss
 
 from .helpers import train_killed_then_resumed
 
@@ -26,7 +26,7 @@ def _trainer(run_dir: Path, trainable=("",)) -> tuple[torch.nn.Module, Trainer]:
     torch.manual_seed(0)
     model = build_model("kdic-tiny")
     sampler = CropDataset(SAMPLES, CONFIG.crop, seed=0)
-    return model, Trainer(model, [rd_phase("p", CONFIG.steps, list(trainable))], CONFIG, run_dir,
+    return model, Trainer(model, [Phase("p", CONFIG.steps, list(trainable), phase_loss())], CONFIG, run_dir,
                           sampler, quiet=True)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import subprocess
@@ -26,8 +25,8 @@ from kdic.models import LearnedImageCodec, VariableRateConfig, config_from_dict,
 from kdic.models.config import DEFAULT_ANCHORS
 from kdic.models.rate import GainUnits
 from kdic.train.data import CropDataset
-from kdic.train.engine import STATE_FILE, TrainConfig, Trainer
-from kdic.train.run import rd_phase
+from kdic.train.engine import Phase, STATE_FILE, TrainConfig, Trainer
+from kdic.train.losses import phase_loss
 
 from .helpers import train_killed_then_resumed
 
@@ -202,7 +201,7 @@ VR_CONFIG = TrainConfig(lmbda=None, steps=6, batch_size=2, crop=64, checkpoint_e
 def _vr_trainer(run_dir: Path) -> tuple[torch.nn.Module, Trainer]:
     torch.manual_seed(0)
     model = LearnedImageCodec(with_variable_rate(get_config("kdic-tiny")))
-    return model, Trainer(model, [rd_phase("p", VR_CONFIG.steps, [""])], VR_CONFIG, run_dir,
+    return model, Trainer(model, [Phase("p", VR_CONFIG.steps, [""], phase_loss())], VR_CONFIG, run_dir,
                           CropDataset(SAMPLES, VR_CONFIG.crop, seed=0), quiet=True)
 
 
@@ -304,7 +303,7 @@ def test_every_strategy_runs_on_a_variable_rate_pair(vr_teacher, strategy):
 def test_variable_rate_model_starts_from_fixed_rate_weights():
     """--init of a fixed-rate file: same weights, gain units centred on its lambda, so it codes there as before."""
     from kdic.data import bundled_weights
-    from kdic.train.run import init_from
+    from kdic.train.setup import init_from
 
     fixed = kdic.load(bundled_weights("student", 3))
     vr = LearnedImageCodec(with_variable_rate(fixed.config)).eval()

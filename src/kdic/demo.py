@@ -47,7 +47,7 @@ def codec_demo(quality: int, workdir: Path, image_path: Path | None = None) -> l
 
 def distill_demo(quality: int, run_dir: Path, steps: int, quiet: bool) -> dict:
     """A short SMoDi run (every phase, a few steps each) from the shipped teacher on the bundled sample."""
-    from .distill import distill, load_strategy
+    from .distill import RunSpec, load_strategy, run
     from .models import get_config
     from .train.engine import TrainConfig
 
@@ -55,8 +55,8 @@ def distill_demo(quality: int, run_dir: Path, steps: int, quiet: bool) -> dict:
     lmbda = load(teacher).lmbda
     config = TrainConfig(lmbda=lmbda, steps=steps, batch_size=4, crop=128, lr=1e-4, checkpoint_every=steps,
                          log_every=1)
-    return distill(teacher, get_config(ROLES["student"]), load_strategy("smodi"), config, SAMPLES_DIR, run_dir,
-                   SAMPLES_DIR, teacher_init=True, quiet=quiet)
+    return run(RunSpec(get_config(ROLES["student"]), load_strategy("smodi"), config, SAMPLES_DIR, run_dir,
+                       teacher=teacher, teacher_init=True, val=SAMPLES_DIR), quiet=quiet)
 
 
 def run_demo(quality: int = DEFAULT_QUALITY, distill_steps: int = 240, quiet: bool = False) -> None:

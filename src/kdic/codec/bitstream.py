@@ -164,3 +164,15 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     if reader.pos != len(reader.data):
         raise BitstreamError(f"{len(reader.data) - reader.pos} unexpected bytes after the last stream")
     return header, streams
+
+
+def describe(data: bytes) -> dict:
+    """What ``kdic info`` shows of a .kdic file: its header and the size of each stream."""
+    header, streams = unpack(data)
+    return {"format_version": header.version, "bytes": len(data), "model": header.model_id,
+            "weights_digest": header.weights_digest.hex(), "width": header.width, "height": header.height,
+            "channels": header.channels, "entropy_tile": header.entropy_tile,
+            "transform_tile": header.transform_tile, "lmbda": header.lmbda or None,
+            "content_digest": header.content_digest.hex(),
+            "bits_per_pixel": 8 * len(data) / (header.width * header.height),
+            "stream_bytes": [len(s) for s in streams]}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
-from ..errors import BitstreamError, ImageInputError
+from ..errors import BitstreamError, ImageInputError, KdicError
 from ..fileio import atomic_write_file
 from .bitstream import MAX_PIXELS, check_image_size
 
@@ -34,6 +34,18 @@ _ORIENTATIONS = {
 }
 _GRAY_MODES = ("1", "L", "LA", "La")
 _PROFILE_MODES = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK"}  # ICC colour space -> Pillow mode it applies to
+
+
+def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Image files in ``folder`` (sorted, so every process sees the same order)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise KdicError(f"data folder {folder} does not exist")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise KdicError(f"data folder {folder} holds no images")
+    return files
 
 
 def _png_bit_depth(path: Path) -> int | None:

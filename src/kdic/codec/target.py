@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..models import LearnedImageCodec
+from .distortion import psnr_uint8
 from .pipeline import CodingReport, encode_image
 
 MAX_PASSES = 12  # 2 ends + 10 halvings: lambda to 0.4% over the default 0.0018..0.1 range (bpp to ~0.3%)
@@ -37,8 +38,6 @@ class Target:
 
 
 def _psnr(image: np.ndarray, reconstruction: np.ndarray | None, _: CodingReport) -> float:
-    from ..eval.metrics import psnr_uint8
-
     return psnr_uint8(reconstruction, image)
 
 
@@ -52,7 +51,7 @@ TARGETS: dict[str, Target] = {
 class TargetResult:
     """The chosen pass: its lambda, file, reconstruction and report; the measured value; the cost."""
 
-    lmbda: float
+    lmbda: float | None
     data: bytes
     reconstruction: np.ndarray | None
     report: CodingReport
@@ -100,3 +99,49 @@ def code_at_target(model: LearnedImageCodec, image: np.ndarray, metric: str, tar
             bad = middle
     best.passes = passes
     return best
+
+
+@dataclass(frozen=True)
+class RateChoice:
+    """How each image is coded: at the model's own lambda, at ``lmbda``, or at a ``metric`` target."""
+
+    lmbda: float | None = None
+    metric: str | None = None
+    target: float | None = None
+    max_passes: int = MAX_PASSES
+
+
+def choose_rate(model: LearnedImageCodec, lmbda: float | None = None, target_bpp: float | None = None,
+                target_psnr: float | None = None, max_passes: int = MAX_PASSES) -> RateChoice:
+    """The rate the options ask for, checked once before any image is read: variable-rate weights need
+    one of them, fixed-rate ones code at their own lambda only."""
+    asked = {"--lmbda": lmbda, "--target-bpp": target_bpp, "--target-psnr": target_psnr}
+    given = [flag for flag, value in asked.items() if value is not None]
+    if len(given) > 1:
+        raise ConfigError(f"{' and '.join(given)} each set the rate; pass one")
+    if not model.variable_rate:
+        if given:
+            raise ConfigError(f"{given[0]} needs variable-rate weights; {model.config.name} is fixed-rate "
+                              f"(lambda {model.lmbda}): pick --quality or other --weights")
+        return RateChoice()
+    if not given:
+        low, high = model.rate.range
+        raise ConfigError(f"variable-rate weights: pass --lmbda (from {low:g} to {high:g}), --target-bpp or "
+                          "--target-psnr")
+    if lmbda is not None:
+        model.check_lmbda(lmbda)
+        return RateChoice(lmbda=lmbda)
+    metric = "bpp" if target_bpp is not None else "psnr"
+    return RateChoice(metric=metric, target=target_bpp if target_bpp is not None else target_psnr,
+                      max_passes=max_passes)
+
+
+def code_at(model: LearnedImageCodec, image: np.ndarray, choice: RateChoice, estimate: bool = False,
+            reconstruct: bool = True) -> TargetResult:
+    """Code ``image`` as ``choice`` says; without a target, one pass (``value`` is its bpp)."""
+    if choice.metric is not None:
+        return code_at_target(model, image, choice.metric, choice.target, choice.max_passes, reconstruct)
+    data, reconstruction, report = encode_image(model, image, estimate=estimate, reconstruct=reconstruct,
+                                                lmbda=choice.lmbda)
+    return TargetResult(choice.lmbda if choice.lmbda is not None else model.lmbda, data, reconstruction, report,
+                        report.bits_per_pixel, 1, True)

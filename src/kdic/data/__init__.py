@@ -21,6 +21,7 @@ INDEX_NAME = "index.json"
 
 QUALITY_LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.013, 4: 0.025}
 DEFAULT_QUALITY = 3
+DEFAULT_RATES = 8  # rate points an RD curve of variable-rate weights takes when none are named
 ROLES = {"student": "kdic-tiny", "teacher": "s2c-hybrid-tiny"}
 DEFAULT_ROLE = "student"
 

@@ -1,9 +1,11 @@
-"""SMoDi distillation engine: teacher-guided construction, strategies as data, hybrid phases."""
+"""SMoDi distillation engine: teacher-guided construction, strategies as data, hybrid phases, and the
+one run pipeline that ``kdic train`` and ``kdic distill`` share."""
 
-from .construct import derive_student, init_from_teacher
-from .hybrid import DistillationModule
-from .run import build_distillation, distill
-from .strategy import PhaseSpec, Strategy, available_strategies, load_strategy
+from ..lazy import lazy_exports
 
-__all__ = ["DistillationModule", "PhaseSpec", "Strategy", "available_strategies", "build_distillation",
-           "derive_student", "distill", "init_from_teacher", "load_strategy"]
+_EXPORTS = {"derive_student": ".construct", "init_from_teacher": ".construct", "student_for": ".construct",
+            "DistillationModule": ".hybrid", "RunSpec": ".pipeline", "build_distillation": ".pipeline", "run": ".pipeline",
+            "PhaseSpec": ".strategy", "Strategy": ".strategy", "available_strategies": ".strategy",
+            "load_strategy": ".strategy"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..layers import BLOCKS
-from ..models import ModelConfig, StageConfig
+from ..models import TEACHER_OF, ModelConfig, StageConfig, get_config, with_variable_rate
 
 
 def _multiple_of_8(width: float) -> int:
@@ -66,6 +66,23 @@ def derive_student(teacher: ModelConfig, name: str, stage1_channels: int | None 
 
 
 @torch.no_grad()
+def student_for(teacher: ModelConfig, student: ModelConfig | None = None, stage1_channels: int | None = None,
+                width_scale: float = 0.65) -> ModelConfig:
+    """The student a run distills from ``teacher``: ``student`` if given, else the preset registered as
+    the student of the teacher's architecture (``TEACHER_OF``), else one derived by pruning. The
+    teacher's padding and rate conditioning (its variable-rate anchors) carry over, so a variable-rate
+    teacher gets a variable-rate student on the same lambda range."""
+    if student is None:
+        registered = [s for s, t in TEACHER_OF.items()
+                      if (get_config(t).transform, get_config(t).entropy) == (teacher.transform, teacher.entropy)]
+        student = get_config(registered[0]) if registered else derive_student(
+            teacher, f"{teacher.name}-student", stage1_channels, width_scale=width_scale)
+    student = replace(student, padding=teacher.padding)
+    if teacher.variable_rate is not None and student.variable_rate is None:
+        student = replace(with_variable_rate(student), variable_rate=teacher.variable_rate)
+    return student
+
+
 def init_from_teacher(student: nn.Module, teacher: nn.Module) -> list[str]:
     """Copy every teacher tensor into the same-named student tensor, keeping its leading slice
     when the student is smaller (kept blocks, leading channels). Returns the names copied."""

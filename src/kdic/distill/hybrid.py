@@ -285,5 +285,7 @@ class DistillationModule(nn.Module):
 
     def aux_loss(self) -> Tensor | None:
         """The student's quantile loss, when its factorized prior is being trained."""
-        quantiles = self.student.latent_codec.entropy_bottleneck.quantiles
-        return self.student.aux_loss() if quantiles.requires_grad else None
+        return self.student.aux_loss() if any(p.requires_grad for p in self.aux_parameters()) else None
+
+    def aux_parameters(self) -> list[nn.Parameter]:
+        return self.student.aux_parameters()

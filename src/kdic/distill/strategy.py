@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
+from ..configs import bundled_names, config_path
 from ..errors import ConfigError
 from ..fileio import read_json
 from ..train.losses import PHASE_LOSSES
@@ -29,8 +29,6 @@ STAGE_GROUPS = ("encoder", "decoder", "stages")
 PART_NAME = re.compile(r"[a-z][a-z_]{0,39}|stage[1-9][0-9]?")  # entropy part names are the family's
 EACH = ("stage", "entropy-part")
 HOSTS = ("student", "teacher")
-STRATEGY_DIR = Path(__file__).resolve().parents[1] / "configs" / "strategies"
-STRATEGY_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")  # bundled names only: no dots, no path separators
 
 
 @dataclass(frozen=True)
@@ -187,20 +185,9 @@ def strategy_from_dict(data: dict) -> Strategy:
 
 
 def available_strategies() -> list[str]:
-    return sorted(p.stem for p in STRATEGY_DIR.glob("*.json"))
+    return bundled_names("strategies")
 
 
 def load_strategy(name_or_path: str) -> Strategy:
-    """A bundled strategy by name (``configs/strategies/NAME.json``) or a JSON file.
-
-    A bare name is checked against a strict charset and the registry, so it cannot reach files
-    outside the strategies folder (``../../x``).
-    """
-    if Path(name_or_path).suffix == ".json":
-        path = Path(name_or_path)
-    elif STRATEGY_NAME.fullmatch(name_or_path) and name_or_path in available_strategies():
-        path = STRATEGY_DIR / f"{name_or_path}.json"
-    else:
-        raise ConfigError(f"unknown strategy {name_or_path!r}; known: {', '.join(available_strategies())} "
-                          "(or pass a path ending in .json)")
-    return strategy_from_dict(read_json(path, "strategy file", ConfigError))
+    """A bundled strategy by name (``configs/strategies/NAME.json``) or a JSON file."""
+    return strategy_from_dict(read_json(config_path("strategies", name_or_path), "strategy file", ConfigError))

@@ -1,5 +1,7 @@
-"""Evaluation: rate-distortion metrics on image sets."""
+"""Evaluation: rate-distortion metrics on image sets, real-bitstream RD curves, BD-rate, baselines."""
 
-from .metrics import estimate_rd, psnr_uint8
+from ..lazy import lazy_exports
 
-__all__ = ["estimate_rd", "psnr_uint8"]
+_EXPORTS = {"estimate_rd": ".metrics", "psnr_uint8": "..codec.distortion", "load_validation": ".validation"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -14,7 +14,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import bjontegaard
 import numpy as np
 
 from ..errors import KdicError
@@ -23,6 +22,7 @@ from ..fileio import read_json
 METHODS = ("pchip", "cubic", "akima")
 LOW_OVERLAP = 0.5
 _ALIASES = {"psnr-rgb": ("psnr-rgb", "psnr_rgb", "psnr"), "ms-ssim-rgb": ("ms-ssim-rgb", "ms_ssim_rgb", "ms-ssim")}
+METRICS = tuple(_ALIASES)
 
 
 @dataclass(frozen=True)
@@ -89,14 +89,18 @@ def _check(test: Curve, anchor: Curve, axis: str) -> None:
 def bd_rate(test: Curve, anchor: Curve, method: str = "pchip") -> float:
     """Average bitrate difference (%) of ``test`` against ``anchor`` at equal quality (negative = saving)."""
     _check(test, anchor, "quality")
-    return float(bjontegaard.bd_rate(np.array(anchor.bpp), np.array(anchor.quality), np.array(test.bpp),
-                                     np.array(test.quality), method=method, require_matching_points=False,
-                                     min_overlap=0.0))
+    return _bjontegaard("bd_rate", test, anchor, method)
 
 
 def bd_quality(test: Curve, anchor: Curve, method: str = "pchip") -> float:
     """Average quality difference (dB for PSNR) of ``test`` against ``anchor`` at equal rate."""
     _check(test, anchor, "bpp")
-    return float(bjontegaard.bd_psnr(np.array(anchor.bpp), np.array(anchor.quality), np.array(test.bpp),
-                                     np.array(test.quality), method=method, require_matching_points=False,
-                                     min_overlap=0.0))
+    return _bjontegaard("bd_psnr", test, anchor, method)
+
+
+def _bjontegaard(function: str, test: Curve, anchor: Curve, method: str) -> float:
+    import bjontegaard  # pulls scipy: imported when a number is asked for, not when the CLI lists METHODS
+
+    return float(getattr(bjontegaard, function)(np.array(anchor.bpp), np.array(anchor.quality), np.array(test.bpp),
+                                                np.array(test.quality), method=method, require_matching_points=False,
+                                                min_overlap=0.0))

@@ -9,16 +9,15 @@ import numpy as np
 import torch
 from pytorch_msssim import ms_ssim
 
+from ..codec.distortion import psnr_uint8
 from ..codec.pipeline import pad_to_multiple, to_tensor, to_uint8
-from ..train.losses import rate_bpp
 
 MS_SSIM_MIN_SIDE = 161  # pytorch_msssim's 5 scales need both sides > 160 px
 
 
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB over all RGB values of two uint8 images."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * math.log10(255**2 / mse) if mse > 0 else float("inf")
+def rate_bpp(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> torch.Tensor:
+    """Estimated bits per pixel from the likelihoods of every latent."""
+    return sum(torch.log(lik).sum() for lik in likelihoods.values()) / (-math.log(2) * num_pixels)
 
 
 def ms_ssim_uint8(a: np.ndarray, b: np.ndarray) -> float | None:

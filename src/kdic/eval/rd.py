@@ -14,12 +14,12 @@ from tqdm import tqdm
 from .. import __version__
 from ..checkpoint import load, weights_digest
 from ..codec import decode_bytes, encode_image
+from ..data import DEFAULT_RATES
 from .metrics import ms_ssim_uint8, psnr_uint8
 
 POINT_KEYS = ("bpp", "estimated_bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
 
 
-DEFAULT_RATES = 8  # rate points of a variable-rate weights file when none are named
 
 
 def evaluate_model(model, images: list[tuple[str, np.ndarray]], bitstream_dir: Path, quiet: bool = False,

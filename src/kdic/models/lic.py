@@ -228,6 +228,10 @@ class LearnedImageCodec(nn.Module):
         """Quantile loss of the factorized prior; add it to the main loss in the same backward pass."""
         return self.latent_codec.entropy_bottleneck.aux_loss()
 
+    def aux_parameters(self) -> list[nn.Parameter]:
+        """The parameters only ``aux_loss`` trains (an optimizer group of their own, with its own lr)."""
+        return [self.latent_codec.entropy_bottleneck.quantiles]
+
     @torch.no_grad()
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -21,25 +21,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ..codec.image_io import IMAGE_SUFFIXES, read_image
+from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import KdicError
 
-TRAIN_SUFFIXES = tuple(sorted({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", *IMAGE_SUFFIXES}))
 LIST_SUFFIXES = (".txt", ".lst")
 SHARD_SUFFIX = ".tar"
 MAX_DRAWS = 16  # unreadable images skipped in a row before a sample gives up
-
-
-def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """Image files in ``folder`` (sorted, so every process sees the same order)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise KdicError(f"data folder {folder} does not exist")
-    pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in TRAIN_SUFFIXES)
-    if not files:
-        raise KdicError(f"data folder {folder} holds no images")
-    return files
 
 
 @dataclass(frozen=True)
@@ -63,7 +50,7 @@ def _shard_entries(shard: Path) -> list[Entry]:
     try:
         with tarfile.open(shard, "r:") as tar:
             return [Entry(str(shard), m.offset_data, m.size) for m in tar.getmembers()
-                    if m.isfile() and Path(m.name).suffix.lower() in TRAIN_SUFFIXES]
+                    if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES]
     except (tarfile.TarError, OSError) as exc:
         raise KdicError(f"cannot index tar shard {shard} (an uncompressed .tar is needed): {exc}") from None
 
@@ -79,7 +66,7 @@ def source_entries(data: str | Path) -> list[Entry]:
     file list (one image or shard per line, relative to the list's folder) or one .tar shard."""
     data = Path(data)
     if data.is_dir():
-        paths = sorted(p for p in data.rglob("*") if p.suffix.lower() in (*TRAIN_SUFFIXES, SHARD_SUFFIX))
+        paths = sorted(p for p in data.rglob("*") if p.suffix.lower() in (*IMAGE_SUFFIXES, SHARD_SUFFIX))
     elif data.is_file() and data.suffix.lower() in LIST_SUFFIXES:
         lines = [line.strip() for line in data.read_text(errors="replace").splitlines()]
         paths = [data.parent / line for line in lines if line and not line.startswith("#")]
@@ -175,9 +162,3 @@ def batches(dataset: CropDataset, batch_size: int, first: int, last: int, worker
                         generator=torch.Generator())  # its own: the loader must not draw from the noise RNG
     for batch in loader:
         yield batch.to(device, non_blocking=True).float().div_(255)
-
-
-def load_validation(folder: str | Path, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
-    """(name, uint8 RGB) pairs of the first ``limit`` images of a folder (e.g. Kodak)."""
-    files = list_images(folder, recursive=False)[:limit]
-    return [(p.name, read_image(p)) for p in files]

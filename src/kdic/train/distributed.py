@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import ConfigError
+from .options import DEVICES
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,6 @@ class DistContext:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
-
-DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 
 
 def resolve_device(request: str = "auto", local_rank: int = 0, world_size: int = 1) -> torch.device:

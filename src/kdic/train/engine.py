@@ -37,14 +37,15 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..errors import ConfigError, KdicError
+from ..codec.distortion import psnr
 from ..fileio import atomic_write_bytes
 from .data import CropDataset, batches
 from .distributed import DistContext
-from .losses import psnr
+from .options import PRECISION_DTYPES
 
 STATE_FORMAT = "kdic-train-state"
 STATE_FILE = Path("checkpoints") / "state.safetensors"  # inside the run folder
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {name: getattr(torch, dtype) for name, dtype in PRECISION_DTYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -323,8 +324,9 @@ class Trainer:
                 continue
             names = set_trainable(self.module, phase.trainable)
             params = dict(self.module.named_parameters())
-            main = [params[n] for n in names if not n.endswith("quantiles")]
-            aux = [params[n] for n in names if n.endswith("quantiles")]
+            aux_ids = {id(p) for p in self.module.aux_parameters()}  # the factorized prior's tails, by the aux loss
+            main = [params[n] for n in names if id(params[n]) not in aux_ids]
+            aux = [params[n] for n in names if id(params[n]) in aux_ids]
             groups = [{"params": main, "lr": cfg.lr}] + ([{"params": aux, "lr": cfg.aux_lr}] if aux else [])
             optimizer = torch.optim.Adam(groups, lr=cfg.lr)
             first = start_step if phase_index == start_phase else 0

@@ -3,17 +3,13 @@ and the phase losses built on it, shared by ``kdic train`` and ``kdic distill``.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
+from ..eval.metrics import rate_bpp
 from ..registry import Registry
-
-def rate_bpp(likelihoods: dict[str, Tensor], num_pixels: int) -> Tensor:
-    """Estimated bits per pixel from the likelihoods of every latent."""
-    return sum(torch.log(lik).sum() for lik in likelihoods.values()) / (-math.log(2) * num_pixels)
 
 
 def rd_loss(out: dict, x: Tensor, lmbda: float) -> dict[str, Tensor]:
@@ -23,10 +19,6 @@ def rd_loss(out: dict, x: Tensor, lmbda: float) -> dict[str, Tensor]:
     mse = torch.mean((out["x_hat"] - x) ** 2)
     rd = bpp + lmbda * 255**2 * mse
     return {"loss": rd, "rd": rd, "bpp": bpp, "mse": mse}
-
-
-def psnr(mse: float, peak: float = 1.0) -> float:
-    return 10 * math.log10(peak**2 / mse) if mse > 0 else float("inf")
 
 
 PhaseLoss = Callable[[dict, Tensor, float, float], dict[str, Tensor]]  # (outputs, x, lambda, feature weight)

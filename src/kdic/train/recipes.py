@@ -9,12 +9,11 @@ line ``--recipe NAME`` makes those values the defaults; any option given explici
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from ..configs import bundled_names, config_path
 from ..errors import ConfigError
 from ..fileio import read_json
 
-RECIPE_DIR = Path(__file__).resolve().parents[1] / "configs" / "recipes"
 COMMANDS = ("train", "distill")
 
 
@@ -46,14 +45,12 @@ class Recipe:
 
 
 def available_recipes() -> list[str]:
-    return sorted(p.stem for p in RECIPE_DIR.glob("*.json"))
+    return bundled_names("recipes")
 
 
 def load_recipe(spec: str) -> Recipe:
     """A bundled recipe by name or a recipe JSON file (validated: unknown keys are an error)."""
-    path = Path(spec) if spec.endswith(".json") else RECIPE_DIR / f"{spec}.json"
-    if not spec.endswith(".json") and spec not in available_recipes():
-        raise ConfigError(f"unknown recipe {spec[:80]!r}; known: {', '.join(available_recipes())}")
+    path = config_path("recipes", spec)
     data = read_json(path, "recipe", ConfigError)
     if not isinstance(data, dict) or not isinstance(data.get("args"), dict):
         raise ConfigError(f"{path} is not a recipe (a JSON object with 'command' and 'args')")

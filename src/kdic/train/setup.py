@@ -1,26 +1,22 @@
-"""``kdic train``: one model, one lambda (or a lambda range for a variable-rate model), a run folder
-with everything needed to trust and resume it."""
+"""Run set-up shared by every training run (``kdic.distill.pipeline``): the run folder with everything
+needed to trust and resume it, the lambda range, validation, and starting from trained weights."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Callable
 
-import torch
 
-from ..checkpoint import load, save
 from ..errors import ConfigError, KdicError
 from ..eval.metrics import estimate_rd
 from ..fileio import atomic_write_bytes, lock_folder, remove_stale_temps
-from ..models import LearnedImageCodec, ModelConfig, to_dict
-from .data import CropDataset, load_validation
-from .distributed import DistContext, init_distributed, parameters_identical_across_ranks, shutdown
-from .engine import STATE_FILE, Phase, Runtime, TrainConfig, Trainer
-from .losses import phase_loss
+from ..models import LearnedImageCodec, ModelConfig
+from .distributed import DistContext
+from .engine import STATE_FILE, TrainConfig
 
 
 def _run_output(command: list[str]) -> str:
@@ -66,11 +62,6 @@ def prepare_run_dir(run_dir: Path, description: dict, resume: bool, ctx: DistCon
         lock.close()
         raise
     return lock
-
-
-def rd_phase(name: str, steps: int, trainable: list[str]) -> Phase:
-    """A phase supervised by the end-to-end RD loss at the step's lambda (plus the aux loss)."""
-    return Phase(name, steps, trainable, phase_loss("rd"))
 
 
 VALIDATION_RATES = 3  # lambdas a variable-rate model is validated at: both ends and the middle
@@ -133,45 +124,3 @@ def init_from(model: LearnedImageCodec, initial: LearnedImageCodec, source: str 
         if not low <= initial.lmbda <= high:
             raise KdicError(f"{source} was trained at lambda {initial.lmbda}, outside the range {low:g} to {high:g}")
         model.rate.centre(initial.lmbda)
-
-
-def train(config: ModelConfig, train_config: TrainConfig, data_dir: str | Path, run_dir: str | Path,
-          val_dir: str | Path | None = None, val_images: int | None = None, resume: bool = False,
-          quiet: bool = False, init_weights: str | Path | None = None, device: str = "auto",
-          runtime: Runtime = Runtime()) -> dict:
-    """Train ``config`` from scratch, from ``init_weights`` (e.g. another lambda's model) or resume.
-
-    A variable-rate ``config`` trains over its whole lambda range (one lambda drawn per step).
-    Exports ``model.safetensors`` into the run folder once every step is done (a run stopped by
-    ``runtime.max_minutes`` only checkpoints; its summary says ``complete: false``).
-    """
-    train_config = rate_config(config, train_config)
-    ctx = init_distributed(device)
-    run_dir = Path(run_dir)
-    lock = None
-    try:
-        torch.manual_seed(train_config.seed)
-        model = LearnedImageCodec(config).to(ctx.device)
-        if init_weights is not None:
-            init_from(model, load(init_weights), init_weights)
-        description = {"command": "train", "model": to_dict(config), "train": asdict(train_config),
-                       "init": str(init_weights) if init_weights else None,
-                       "data": str(data_dir), "val": str(val_dir) if val_dir else None, "world_size": ctx.world_size}
-        lock = prepare_run_dir(run_dir, description, resume, ctx)
-        data = CropDataset(data_dir, train_config.crop, train_config.seed, ctx.rank, ctx.world_size)
-        torch.manual_seed(train_config.seed + ctx.rank)
-        validation = load_validation(val_dir, val_images) if val_dir and ctx.is_main else None
-        validate = rd_validation(model, config, train_config, validation, ctx.device) if validation else None
-        trainer = Trainer(model, [rd_phase("train", train_config.steps, [""])], train_config,
-                          run_dir, data, ctx, validate, quiet, runtime)
-        summary = trainer.run(resume=resume)
-        summary["ranks_identical"] = parameters_identical_across_ranks(model, ctx)
-        if ctx.is_main and summary["complete"]:
-            save(model, run_dir / "model.safetensors", lmbda=None if config.variable_rate else train_config.lmbda,
-                 extra={"run": str(run_dir), "steps": summary["global_step"]})
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        return summary
-    finally:
-        if lock is not None:
-            lock.close()
-        shutdown(ctx)
