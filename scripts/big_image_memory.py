@@ -57,7 +57,7 @@ def mosaic(width: int, height: int) -> np.ndarray:
             tile = np.asarray(img.convert("RGB").resize((img.width * 2, img.height * 2), Image.BICUBIC))
         index += 1
         h, w = min(tile.shape[0], height - y), min(tile.shape[1], width - x)
-        canvas[y: y + h, x: x + w] = tile[:h, :w]
+        canvas[y : y + h, x : x + w] = tile[:h, :w]
         row_height = max(row_height, tile.shape[0])
         x += tile.shape[1]
         if x >= width:
@@ -68,11 +68,20 @@ def mosaic(width: int, height: int) -> np.ndarray:
 def run(role: str, quality: int, width: int, height: int, folder: Path) -> dict:
     image_path, bitstream = folder / f"{width}x{height}.npy", folder / f"{width}x{height}.kdic"
     np.save(image_path, mosaic(width, height))
-    row: dict = {"model": role, "quality": quality, "width": width, "height": height,
-                 "megapixels": width * height / 1e6}
+    row: dict = {
+        "model": role,
+        "quality": quality,
+        "width": width,
+        "height": height,
+        "megapixels": width * height / 1e6,
+    }
     for step in ("encode", "decode"):
-        done = subprocess.run([sys.executable, "-c", CHILD, role, str(quality), step, str(image_path), str(bitstream)],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, role, str(quality), step, str(image_path), str(bitstream)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         row[step] = json.loads(done.stdout.strip().splitlines()[-1])
     image_path.unlink()
     return row
@@ -93,10 +102,15 @@ def main() -> None:
                 started = time.perf_counter()
                 rows.append(run(role, args.quality, width, height, Path(tmp)))
                 r = rows[-1]
-                print(f"{role} {size}: encode {r['encode']['seconds']:.1f} s / {r['encode']['peak_mb']:.0f} MB, "
-                      f"decode {r['decode']['seconds']:.1f} s / {r['decode']['peak_mb']:.0f} MB, "
-                      f"{r['encode']['bits_per_pixel']:.4f} bpp ({time.perf_counter() - started:.0f} s)", flush=True)
-    Path(args.output).write_text(json.dumps({"photo": "Kodak mosaic, each image upscaled 2x", "runs": rows}, indent=2) + "\n")
+                print(
+                    f"{role} {size}: encode {r['encode']['seconds']:.1f} s / {r['encode']['peak_mb']:.0f} MB, "
+                    f"decode {r['decode']['seconds']:.1f} s / {r['decode']['peak_mb']:.0f} MB, "
+                    f"{r['encode']['bits_per_pixel']:.4f} bpp ({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
+    Path(args.output).write_text(
+        json.dumps({"photo": "Kodak mosaic, each image upscaled 2x", "runs": rows}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,14 @@ base = rows[0]
 print("| model | Kodak bpp (real) | PSNR dB | MS-SSIM | RD cost J | vs teacher: bpp, PSNR, J | decode s |")
 print("|---|---|---|---|---|---|---|")
 for name, bpp, psnr, ssim, cost, dec in rows:
-    delta = "-" if name == "teacher" else (f"{100 * (bpp / base[1] - 1):+.1f}%, {psnr - base[2]:+.2f} dB, "
-                                           f"{100 * (cost / base[4] - 1):+.1f}%")
+    delta = (
+        "-"
+        if name == "teacher"
+        else (f"{100 * (bpp / base[1] - 1):+.1f}%, {psnr - base[2]:+.2f} dB, {100 * (cost / base[4] - 1):+.1f}%")
+    )
     print(f"| {name} | {bpp:.4f} | {psnr:.2f} | {ssim:.4f} | {cost:.4f} | {delta} | {dec:.3f} |")
-print(f"\nstudent / teacher: MACs {student['macs_total_2k'] / teacher['macs_total_2k']:.3f} (all ops), "
-      f"{student['macs_paper_2k'] / teacher['macs_paper_2k']:.3f} (paper convention); "
-      f"params {student['params_total']:,} / {teacher['params_total']:,}")
+print(
+    f"\nstudent / teacher: MACs {student['macs_total_2k'] / teacher['macs_total_2k']:.3f} (all ops), "
+    f"{student['macs_paper_2k'] / teacher['macs_paper_2k']:.3f} (paper convention); "
+    f"params {student['params_total']:,} / {teacher['params_total']:,}"
+)

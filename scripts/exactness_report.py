@@ -32,9 +32,9 @@ def run_config(data: Path, limit: int, out: Path, files: Path, measure_rate: boo
 
     from kdic.checkpoint import load
     from kdic.codec import decode_bytes, encode_image, read_image, unpack
+    from kdic.codec.image_io import list_images
     from kdic.codec.pipeline import latent_size
     from kdic.data import WEIGHTS_DIR
-    from kdic.codec.image_io import list_images
 
     rows, pixels = [], {}
     for name in MODELS:
@@ -49,8 +49,13 @@ def run_config(data: Path, limit: int, out: Path, files: Path, measure_rate: boo
             streams = unpack(reference.read_bytes())[1]
             y_shape = (1, model.config.transform.latent_channels, *latent_size(model, *image.shape[:2]))
             y_hat = model.decompress_latent(streams, y_shape)["y_hat"]
-            row = {"model": name, "image": path.name, "file": hashlib.sha256(file).hexdigest(),
-                   "latent": hashlib.sha256(y_hat.numpy().tobytes()).hexdigest(), "bytes": len(file)}
+            row = {
+                "model": name,
+                "image": path.name,
+                "file": hashlib.sha256(file).hexdigest(),
+                "latent": hashlib.sha256(y_hat.numpy().tobytes()).hexdigest(),
+                "bytes": len(file),
+            }
             if measure_rate:
                 from kdic.codec.pipeline import _analyse  # the encoder's own analysis of the (single) tile
 
@@ -61,8 +66,11 @@ def run_config(data: Path, limit: int, out: Path, files: Path, measure_rate: boo
             pixels[f"{name}/{path.name}"] = decoded
         print(f"{name}: {len(rows)} files", file=sys.stderr)
     np.savez_compressed(out.with_suffix(".npz"), **pixels)
-    out.write_text(json.dumps({"threads": torch.get_num_threads(),
-                               "capability": torch.backends.cpu.get_cpu_capability(), "rows": rows}))
+    out.write_text(
+        json.dumps(
+            {"threads": torch.get_num_threads(), "capability": torch.backends.cpu.get_cpu_capability(), "rows": rows}
+        )
+    )
 
 
 def main() -> None:
@@ -81,34 +89,67 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for index, (capability, threads) in enumerate(CONFIGS):
             out = Path(tmp) / f"{capability}-{threads}.json"
-            env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "OMP_NUM_THREADS": str(threads),
-                   "MKL_NUM_THREADS": str(threads)}
-            command = [sys.executable, __file__, "--data", str(args.data), "-o", "-", "--worker", str(out),
-                       "--files", tmp]
+            env = {
+                **os.environ,
+                "ATEN_CPU_CAPABILITY": capability,
+                "OMP_NUM_THREADS": str(threads),
+                "MKL_NUM_THREADS": str(threads),
+            }
+            command = [
+                sys.executable,
+                __file__,
+                "--data",
+                str(args.data),
+                "-o",
+                "-",
+                "--worker",
+                str(out),
+                "--files",
+                tmp,
+            ]
             command += (["--limit", str(args.limit)] if args.limit else []) + (["--measure-rate"] if index == 0 else [])
             subprocess.run(command, env=env, check=True)
             results[f"{capability}/{threads}"] = (json.loads(out.read_text()), np.load(out.with_suffix(".npz")))
         names = list(results)
         first_rows = results[names[0]][0]["rows"]
-        files_as_first = {n: sum(r["file"] == s["file"] for r, s in zip(first_rows, results[n][0]["rows"]))
-                          for n in names[1:]}
-        same_latents = all(r["latent"] == s["latent"] for n in names[1:]
-                           for r, s in zip(first_rows, results[n][0]["rows"]))
-        pixel_diff = max(int(np.abs(results[a][1][k].astype(np.int16) - results[b][1][k]).max())
-                         for a in names for b in names for k in results[a][1].files)
-        same_pixels_per_capability = {n: bool(all(np.array_equal(results[n][1][k], results[m][1][k])
-                                                  for k in results[n][1].files))
-                                      for n in names for m in names if n != m and n.split("/")[0] == m.split("/")[0]}
+        files_as_first = {
+            n: sum(r["file"] == s["file"] for r, s in zip(first_rows, results[n][0]["rows"])) for n in names[1:]
+        }
+        same_latents = all(
+            r["latent"] == s["latent"] for n in names[1:] for r, s in zip(first_rows, results[n][0]["rows"])
+        )
+        pixel_diff = max(
+            int(np.abs(results[a][1][k].astype(np.int16) - results[b][1][k]).max())
+            for a in names
+            for b in names
+            for k in results[a][1].files
+        )
+        same_pixels_per_capability = {
+            n: bool(all(np.array_equal(results[n][1][k], results[m][1][k]) for k in results[n][1].files))
+            for n in names
+            for m in names
+            if n != m and n.split("/")[0] == m.split("/")[0]
+        }
     float_bytes = sum(r["float_stream_bytes"] for r in first_rows)
     exact_bytes = sum(r["exact_stream_bytes"] for r in first_rows)
-    per_model = {m: sum(r["exact_stream_bytes"] for r in first_rows if r["model"] == m)
-                 / sum(r["float_stream_bytes"] for r in first_rows if r["model"] == m) - 1 for m in MODELS}
-    report = {"configurations": [{"capability": results[n][0]["capability"], "threads": results[n][0]["threads"]}
-                                 for n in names],
-              "files": len(first_rows), "files_written_identically_to_the_first": files_as_first,
-              "latents_decoded_from_the_same_files_identical": same_latents,
-              "max_pixel_difference": pixel_diff, "pixels_identical_across_threads": same_pixels_per_capability,
-              "rate_cost_exact_vs_float": exact_bytes / float_bytes - 1, "rate_cost_per_model": per_model}
+    per_model = {
+        m: sum(r["exact_stream_bytes"] for r in first_rows if r["model"] == m)
+        / sum(r["float_stream_bytes"] for r in first_rows if r["model"] == m)
+        - 1
+        for m in MODELS
+    }
+    report = {
+        "configurations": [
+            {"capability": results[n][0]["capability"], "threads": results[n][0]["threads"]} for n in names
+        ],
+        "files": len(first_rows),
+        "files_written_identically_to_the_first": files_as_first,
+        "latents_decoded_from_the_same_files_identical": same_latents,
+        "max_pixel_difference": pixel_diff,
+        "pixels_identical_across_threads": same_pixels_per_capability,
+        "rate_cost_exact_vs_float": exact_bytes / float_bytes - 1,
+        "rate_cost_per_model": per_model,
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -33,7 +33,7 @@ FIXTURES = {
 def source(crop: tuple[int, int, int, int] | None, gray: bool) -> np.ndarray:
     image = read_image(sample_image_path())
     if crop is not None:
-        image = image[crop[0]:crop[1], crop[2]:crop[3]]
+        image = image[crop[0] : crop[1], crop[2] : crop[3]]
     return image.mean(axis=2).round().astype(np.uint8) if gray else image
 
 
@@ -48,8 +48,11 @@ def main() -> None:
         image, _ = decode_bytes(model, data)
         write_png(image, OUT / f"{name}.png")
         expected[name] = {"weights": weights, "crop": crop, "gray": gray, "entropy_tile": tile}
-    expected["_machine"] = {"processor": platform.processor() or platform.machine(),
-                            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+    expected["_machine"] = {
+        "processor": platform.processor() or platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+    }
     (OUT / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
     print(f"wrote {len(FIXTURES)} fixtures to {OUT}")
 

@@ -39,8 +39,9 @@ def park(run_dir: Path, out: Path) -> None:
     if meta.get("format") != STATE_FORMAT:
         sys.exit(f"park: {state} is not a kdic training state")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "state.safetensors",
-                       save(tensors, metadata={"kdic": json.dumps({**meta, "param_groups": []})}))
+    atomic_write_bytes(
+        out / "state.safetensors", save(tensors, metadata={"kdic": json.dumps({**meta, "param_groups": []})})
+    )
     for name in SMALL_FILES:
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, out / name)

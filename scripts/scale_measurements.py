@@ -3,8 +3,11 @@ data folder grows, a full-size ``kdic`` student step at 256x256, and bf16 agains
 
     python scripts/scale_measurements.py --data ../shared/data/train/bsds500 -o results/scale/cpu.json
 
-The big folders are made of symbolic links to ``--data`` under distinct names (2000 and 8000 entries),
-so nothing is copied. Each memory measurement runs in a fresh process (peak RSS of that process).
+The big folders are made of symbolic links to ``--data`` under distinct names (2000, 8000 and 32000 entries),
+so nothing is copied. Each memory measurement runs in a fresh process: its own peak resident memory
+(``VmHWM``; ``ru_maxrss`` would carry the parent's peak over the exec) and the largest DataLoader
+worker's (``ru_maxrss`` of the waited children: pages shared with the trainer included). ``--parts``
+measures some parts again and keeps the others' results from the output file.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from pathlib import Path
 
 MEMORY_RUN = """
 import resource, sys
+from pathlib import Path
 from kdic.cli import main
 code = main(["train", "--model", "kdic-tiny", "--lmbda", "0.013", "--data", sys.argv[1], "--run-dir", sys.argv[2],
              "--steps", "20", "--batch-size", "8", "--crop", "128", "--quiet", "--workers", "1"])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+status = Path("/proc/self/status").read_text().splitlines()
+own_kb = int(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+print(own_kb / 1024, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 sys.exit(code)
 """
+PARTS = ("loader", "consumption", "memory", "bf16", "full-size")
 
 
 def linked_folder(source: Path, count: int, root: Path) -> Path:
@@ -55,10 +62,15 @@ def loader_throughput(folder: Path, workers: int, crop: int, batches_timed: int 
 
 
 def peak_memory(folder: Path, run_dir: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(folder), str(run_dir)], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_RUN, str(folder), str(run_dir)], capture_output=True, text=True, check=True
+    )
     main_mb, workers_mb = map(float, done.stdout.split()[-2:])
-    return {"images": len(list(folder.iterdir())), "trainer_peak_mb": round(main_mb), "worker_peak_mb": round(workers_mb)}
+    return {
+        "images": len(list(folder.iterdir())),
+        "trainer_peak_mb": round(main_mb),
+        "worker_peak_mb": round(workers_mb),
+    }
 
 
 def full_size_step() -> dict:
@@ -69,8 +81,14 @@ def full_size_step() -> dict:
 
     torch.manual_seed(0)
     seconds = training_step_seconds(LearnedImageCodec(get_config("kdic")), batch=8, size=256, steps=2, warmup=1)
-    return {"model": "kdic", "batch": 8, "crop": 256, "threads": torch.get_num_threads(), "seconds_per_step": seconds,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    return {
+        "model": "kdic",
+        "batch": 8,
+        "crop": 256,
+        "threads": torch.get_num_threads(),
+        "seconds_per_step": seconds,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
 
 
 def training_consumption() -> dict:
@@ -81,8 +99,10 @@ def training_consumption() -> dict:
     from kdic.models import build_model
 
     torch.manual_seed(0)
-    rates = {f"{name}@{crop}": 8 / training_step_seconds(build_model(name), batch=8, size=crop, steps=4, warmup=1)
-             for name, crop in (("kdic-tiny", 128), ("s2c-hybrid-tiny", 128), ("kdic-tiny", 256))}
+    rates = {
+        f"{name}@{crop}": 8 / training_step_seconds(build_model(name), batch=8, size=crop, steps=4, warmup=1)
+        for name, crop in (("kdic-tiny", 128), ("s2c-hybrid-tiny", 128), ("kdic-tiny", 256))
+    }
     return {"batch": 8, "threads": torch.get_num_threads(), **rates}
 
 
@@ -97,52 +117,72 @@ def loss_curves(folder: Path, steps: int) -> dict:
     curves = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
-        config = TrainConfig(lmbda=0.013, steps=steps, batch_size=8, crop=128, lr=1e-4, log_every=1,
-                             precision=precision)
+        config = TrainConfig(
+            lmbda=0.013, steps=steps, batch_size=8, crop=128, lr=1e-4, log_every=1, precision=precision
+        )
         model = build_model("kdic-tiny")
-        losses = []
-        trainer = Trainer(model, [Phase("p", steps, [""], phase_loss())], config, None, CropDataset(folder, 128), quiet=True)
-        trainer._log = lambda row: losses.append(row["loss"]) if row.get("kind") == "train" else None
+        losses: list[float] = []
+        trainer = Trainer(
+            model, [Phase("p", steps, [""], phase_loss())], config, None, CropDataset(folder, 128), quiet=True
+        )
+        trainer._log = lambda row, losses=losses: losses.append(row["loss"]) if row.get("kind") == "train" else None
         start = time.perf_counter()
         trainer.run()
         curves[precision] = {"seconds": time.perf_counter() - start, "losses": losses}
     a, b = curves["fp32"]["losses"], curves["bf16"]["losses"]
     tail = max(1, len(a) // 4)
-    return {"steps": steps, "fp32_seconds": curves["fp32"]["seconds"], "bf16_seconds": curves["bf16"]["seconds"],
-            "fp32_last_quarter_mean": statistics.mean(a[-tail:]), "bf16_last_quarter_mean": statistics.mean(b[-tail:]),
-            "fp32_step_to_step_stdev_last_quarter": statistics.stdev(a[-tail:]),
-            "mean_relative_gap": statistics.mean(abs(x - y) / x for x, y in zip(a, b)),
-            "curves": {"fp32": a, "bf16": b}}
+    return {
+        "steps": steps,
+        "fp32_seconds": curves["fp32"]["seconds"],
+        "bf16_seconds": curves["bf16"]["seconds"],
+        "fp32_last_quarter_mean": statistics.mean(a[-tail:]),
+        "bf16_last_quarter_mean": statistics.mean(b[-tail:]),
+        "fp32_step_to_step_stdev_last_quarter": statistics.stdev(a[-tail:]),
+        "mean_relative_gap": statistics.mean(abs(x - y) / x for x, y in zip(a, b)),
+        "curves": {"fp32": a, "bf16": b},
+    }
 
 
 def _stage(name: str) -> None:
     """Progress on stderr with this process's peak memory so far (a long measurement shows where it is)."""
-    print(f"{time.strftime('%H:%M:%S')} {name} (peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)",
-          file=sys.stderr, flush=True)
+    print(
+        f"{time.strftime('%H:%M:%S')} {name} (peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--curve-steps", type=int, default=200)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
-    report: dict = {}
+    report: dict = json.loads(args.output.read_text()) if args.output.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         big = linked_folder(args.data, 2000, root)
-        _stage("loader throughput")
-        report["loader_samples_per_second"] = {f"crop{crop}": {str(w): loader_throughput(big, w, crop) for w in (0, 1, 2)}
-                                               for crop in (128, 256)}
-        _stage("training consumption")
-        report["training_consumes_samples_per_second"] = training_consumption()
-        _stage("peak memory")
-        report["peak_memory"] = [peak_memory(linked_folder(args.data, n, root) if n != 2000 else big, root / f"run{n}")
-                                 for n in (500, 2000, 8000)]
-        _stage("bf16 against fp32")
-        report["bf16_vs_fp32"] = loss_curves(args.data, args.curve_steps)
-    _stage("full-size step")
-    report["full_size_kdic_step"] = full_size_step()
+        if "loader" in args.parts:
+            _stage("loader throughput")
+            report["loader_samples_per_second"] = {
+                f"crop{crop}": {str(w): loader_throughput(big, w, crop) for w in (0, 1, 2)} for crop in (128, 256)
+            }
+        if "consumption" in args.parts:
+            _stage("training consumption")
+            report["training_consumes_samples_per_second"] = training_consumption()
+        if "memory" in args.parts:
+            _stage("peak memory")
+            report["peak_memory"] = [
+                peak_memory(linked_folder(args.data, n, root) if n != 2000 else big, root / f"run{n}")
+                for n in (500, 2000, 8000, 32000)
+            ]
+        if "bf16" in args.parts:
+            _stage("bf16 against fp32")
+            report["bf16_vs_fp32"] = loss_curves(args.data, args.curve_steps)
+    if "full-size" in args.parts:
+        _stage("full-size step")
+        report["full_size_kdic_step"] = full_size_step()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "bf16_vs_fp32"}, indent=2))

@@ -20,8 +20,8 @@ from kdic import load
 from kdic.distill import load_strategy
 from kdic.distill.pipeline import build_distillation
 from kdic.eval.metrics import estimate_rd
-from kdic.models import get_config
 from kdic.eval.validation import load_validation
+from kdic.models import get_config
 from kdic.train.data import CropDataset
 from kdic.train.engine import TrainConfig, Trainer
 
@@ -42,14 +42,23 @@ def main() -> None:
     strategy = load_strategy("smodi")
     hosted = len(strategy.phases) - 1
     total = round(args.steps_per_phase * hosted / (1 - strategy.phases[-1].fraction))
-    module, phases = build_distillation(teacher, get_config(args.student), strategy, total, teacher.lmbda,
-                                        teacher_init=args.teacher_init)
+    module, phases = build_distillation(
+        teacher, get_config(args.student), strategy, total, teacher.lmbda, teacher_init=args.teacher_init
+    )
     config = TrainConfig(lmbda=teacher.lmbda, steps=total, lr=args.lr)
     Trainer(module, phases[:hosted], config, None, CropDataset(args.data, 128), quiet=True).run()
     images = load_validation(args.val, args.val_images)
     print(f"teacher: {estimate_rd(teacher, images)}")
-    for swap in (["stage1"], ["stage2"], ["stage3"], ["stage4"], ["stage5"], ["stage6"],
-                 ["stage1", "stage2", "stage3"], ["stage4", "stage5", "stage6"]):
+    for swap in (
+        ["stage1"],
+        ["stage2"],
+        ["stage3"],
+        ["stage4"],
+        ["stage5"],
+        ["stage6"],
+        ["stage1", "stage2", "stage3"],
+        ["stage4", "stage5", "stage6"],
+    ):
         module.set_phase(replace(strategy.phases[0], name="check", swap=tuple(swap), train=tuple(swap)))
         module.eval()
         print(f"teacher with student {'+'.join(swap)}: {estimate_rd(module, images)}")

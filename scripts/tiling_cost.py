@@ -36,24 +36,35 @@ def main() -> None:
     rows = []
     for path in sorted(KODAK.glob("*.png"))[: args.images]:
         with Image.open(path) as img:
-            image = np.asarray(img.convert("RGB").resize((img.width * args.scale, img.height * args.scale),
-                                                         Image.BICUBIC))
+            image = np.asarray(
+                img.convert("RGB").resize((img.width * args.scale, img.height * args.scale), Image.BICUBIC)
+            )
         row = {"image": path.name, "width": image.shape[1], "height": image.shape[0]}
         for name, tile in (("tiled", ENTROPY_TILE), ("one_tile", MAX_ENTROPY_TILE)):
             data, reconstruction, report = encode_image(model, image, estimate=False, entropy_tile=tile)
-            row[name] = {"tiles": len(unpack(data)[1]) // 2, "bpp": report.bits_per_pixel,
-                         "psnr": psnr_uint8(reconstruction, image)}
+            row[name] = {
+                "tiles": len(unpack(data)[1]) // 2,
+                "bpp": report.bits_per_pixel,
+                "psnr": psnr_uint8(reconstruction, image),
+            }
         row["bpp_cost_pct"] = 100 * (row["tiled"]["bpp"] / row["one_tile"]["bpp"] - 1)
         row["psnr_cost_db"] = row["one_tile"]["psnr"] - row["tiled"]["psnr"]
         rows.append(row)
-        print(f"{path.name} {image.shape[1]}x{image.shape[0]}: {row['tiled']['tiles']} tiles {row['tiled']['bpp']:.4f} bpp "
-              f"{row['tiled']['psnr']:.3f} dB, one tile {row['one_tile']['bpp']:.4f} bpp {row['one_tile']['psnr']:.3f} dB "
-              f"({row['bpp_cost_pct']:+.2f}% bpp, {row['psnr_cost_db']:+.3f} dB)", flush=True)
-    summary = {"mean_bpp_cost_pct": float(np.mean([r["bpp_cost_pct"] for r in rows])),
-               "mean_psnr_cost_db": float(np.mean([r["psnr_cost_db"] for r in rows]))}
+        print(
+            f"{path.name} {image.shape[1]}x{image.shape[0]}: {row['tiled']['tiles']} tiles "
+            f"{row['tiled']['bpp']:.4f} bpp {row['tiled']['psnr']:.3f} dB, "
+            f"one tile {row['one_tile']['bpp']:.4f} bpp {row['one_tile']['psnr']:.3f} dB "
+            f"({row['bpp_cost_pct']:+.2f}% bpp, {row['psnr_cost_db']:+.3f} dB)",
+            flush=True,
+        )
+    summary = {
+        "mean_bpp_cost_pct": float(np.mean([r["bpp_cost_pct"] for r in rows])),
+        "mean_psnr_cost_db": float(np.mean([r["psnr_cost_db"] for r in rows])),
+    }
     print(f"mean: {summary['mean_bpp_cost_pct']:+.2f}% bpp, {summary['mean_psnr_cost_db']:+.3f} dB")
-    Path(args.output).write_text(json.dumps({"model": args.role, "scale": args.scale, **summary, "images": rows},
-                                            indent=2) + "\n")
+    Path(args.output).write_text(
+        json.dumps({"model": args.role, "scale": args.scale, **summary, "images": rows}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

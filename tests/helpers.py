@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -25,8 +27,9 @@ class _KilledAt(torch.utils.data.Dataset):
         return self.data[sample]
 
 
-def train_killed_then_resumed(make_trainer: Callable[[Path], tuple], run_dir: Path, kill_at_batch: int,
-                              move: Callable[[Path], Path] | None = None):
+def train_killed_then_resumed(
+    make_trainer: Callable[[Path], tuple], run_dir: Path, kill_at_batch: int, move: Callable[[Path], Path] | None = None
+):
     """Start ``make_trainer(run_dir)``, kill it while it draws its ``kill_at_batch``-th batch, then
     resume a fresh one from the folder (or from the folder ``move(run_dir)`` returns: a session's
     state carried to another machine) to the end; the resumed model."""
@@ -48,3 +51,15 @@ def run_kdic(*args: str) -> subprocess.CompletedProcess:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(args))
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def torchrun_kdic(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=N -m kdic ARGS`` (one thread per rank), output captured."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    return subprocess.run(
+        [*command, "-m", "kdic", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )

@@ -133,8 +133,11 @@ def _refuse_link(fd, target):
     raise OSError(errno.EXDEV, "Invalid cross-device link")
 
 
-@pytest.mark.parametrize("fallback", [None, ("_link_fd", _refuse_link), ("_anonymous_file", lambda folder: None)],
-                         ids=["o_tmpfile", "o_tmpfile-unlinkable", "named-temp"])
+@pytest.mark.parametrize(
+    "fallback",
+    [None, ("_link_fd", _refuse_link), ("_anonymous_file", lambda folder: None)],
+    ids=["o_tmpfile", "o_tmpfile-unlinkable", "named-temp"],
+)
 def test_of_two_racing_writers_exactly_one_wins(tmp_path, monkeypatch, fallback):
     if fallback is not None:
         monkeypatch.setattr(fileio, *fallback)
@@ -157,7 +160,8 @@ def test_a_writer_killed_mid_write_leaves_no_file(tmp_path, exclusive):
     if fd is None:
         pytest.skip("no O_TMPFILE here: the named temp file fallback is all there is")
     os.close(fd)
-    child = _child(f"""
+    child = _child(
+        f"""
 from kdic.fileio import atomic_write_file
 
 def write_slowly(f):
@@ -167,15 +171,36 @@ def write_slowly(f):
     time.sleep(60)
 
 atomic_write_file(Path(sys.argv[1]) / "out.png", write_slowly, exclusive={exclusive})
-""", str(tmp_path))
+""",
+        str(tmp_path),
+    )
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert os.listdir(tmp_path) == []
 
 
 def _train(data: Path, run: Path, *extra: str) -> int:
-    return main(["train", "--model", "kdic-tiny", "--lmbda", "0.013", "--data", str(data), "--run-dir", str(run),
-                 "--steps", "2", "--batch-size", "1", "--crop", "64", "--quiet", *extra])
+    return main(
+        [
+            "train",
+            "--model",
+            "kdic-tiny",
+            "--lmbda",
+            "0.013",
+            "--data",
+            str(data),
+            "--run-dir",
+            str(run),
+            "--steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--crop",
+            "64",
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_run_folder_lock_and_resume_after_a_kill_before_the_first_checkpoint(tmp_path, capsys):
@@ -185,18 +210,22 @@ def test_run_folder_lock_and_resume_after_a_kill_before_the_first_checkpoint(tmp
     (run / "config.json").write_text("{}")  # what a run killed during its first checkpoint write leaves
     (run / "checkpoints" / ".state.safetensors.1a2b3c4d.tmp").write_bytes(b"half a checkpoint")
 
-    holder = _child("""
+    holder = _child(
+        """
 from kdic.fileio import lock_folder
 
 lock = lock_folder(Path(sys.argv[1]), "run folder")
 print("ready", flush=True)
 time.sleep(60)
-""", str(run))
+""",
+        str(run),
+    )
     try:
         for extra in (["--resume"], []):
             assert _train(data, run, *extra) == 2
-            assert capsys.readouterr().err == (f"kdic: error: run folder {run} is in use by another process "
-                                               f"(pid {holder.pid})\n")
+            assert capsys.readouterr().err == (
+                f"kdic: error: run folder {run} is in use by another process (pid {holder.pid})\n"
+            )
     finally:
         holder.kill()
         holder.wait()

@@ -131,10 +131,20 @@ def test_gray_in_gray_out(model, crop, tmp_path):
     assert decoded.shape == gray.shape and np.array_equal(decoded, reconstruction)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("width", 299), ("height", 199), ("width", 301), ("height", 400), ("channels", 1),
-    ("entropy_tile", 16), ("transform_tile", 8), ("lmbda", 0.5), ("content_digest", b"\x01" * 8),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("width", 299),
+        ("height", 199),
+        ("width", 301),
+        ("height", 400),
+        ("channels", 1),
+        ("entropy_tile", 16),
+        ("transform_tile", 8),
+        ("lmbda", 0.5),
+        ("content_digest", b"\x01" * 8),
+    ],
+)
 def test_edited_header_fields_are_refused(model, tiled, field, value):
     with pytest.raises(BitstreamError):
         decode_bytes(model, _repack(tiled[0], **{field: value}))
@@ -167,7 +177,7 @@ def test_declared_size_is_refused_before_allocating(model):
         body = pack(Header("kdic-tiny", b"\x00" * 8, 16, 16), [b""] * 2)[:-4]
         offset = 4 + 2 + len("kdic-tiny") + 8
         with pytest.raises(BitstreamError, match="exceeds the limit|is empty"):
-            unpack(_with_crc(body[:offset] + struct.pack("<II", width, height) + body[offset + 8:]))
+            unpack(_with_crc(body[:offset] + struct.pack("<II", width, height) + body[offset + 8 :]))
     assert 16384 * 16384 > MAX_PIXELS
     # an allowed but large size with two tiny streams: refused by the stream count, not by running out of memory
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -183,7 +193,7 @@ def test_model_ids_that_could_name_paths_are_refused(tmp_path, tiled, model_id, 
     header, streams = unpack(tiled[0])
     raw = pack(header, streams)
     start = 6
-    forged = bytearray(raw[:4] + bytes([2, len(model_id)]) + model_id.encode() + raw[start + len(header.model_id):-4])
+    forged = bytearray(raw[:4] + bytes([2, len(model_id)]) + model_id.encode() + raw[start + len(header.model_id) : -4])
     path = tmp_path / "forged.kdic"
     path.write_bytes(_with_crc(bytes(forged)))
     assert main(["decompress", str(path), "-o", str(tmp_path / "out.png"), "--quiet"]) == 2
@@ -206,8 +216,11 @@ def test_shipped_weights_are_found_by_exact_index_entries():
 def fuzz_model() -> kdic.models.LearnedImageCodec:
     """The smallest codec with every part of the real one (two latent tiles of SCCTX-coded y, factorized z)."""
     stage = StageConfig("s2c-conv", 0, 8)
-    config = ModelConfig("fuzz-tiny", TransformConfig(16, (stage,) * 3, (stage,) * 3),
-                         SCCTXConfig(hyper_channels=8, groups=(4,), style="elic"))
+    config = ModelConfig(
+        "fuzz-tiny",
+        TransformConfig(16, (stage,) * 3, (stage,) * 3),
+        SCCTXConfig(hyper_channels=8, groups=(4,), style="elic"),
+    )
     torch.manual_seed(0)
     return kdic.models.LearnedImageCodec(config).eval()
 
@@ -222,10 +235,15 @@ def fuzz(trials: int = 3000, seed: int = 2026) -> dict:
     assert len(streams) == 4
     header_size = len(data) - 4 - sum(len(s) for s in streams)
     rng = np.random.default_rng(seed)
-    fields = [("width", lambda: int(rng.integers(1, 400))), ("height", lambda: int(rng.integers(1, 400))),
-              ("channels", lambda: 1), ("entropy_tile", lambda: int(rng.choice([8, 16, 64, 256]))),
-              ("transform_tile", lambda: int(rng.choice([8, 16, 128]))),
-              ("weights_digest", lambda: rng.bytes(8)), ("content_digest", lambda: rng.bytes(8))]
+    fields = [
+        ("width", lambda: int(rng.integers(1, 400))),
+        ("height", lambda: int(rng.integers(1, 400))),
+        ("channels", lambda: 1),
+        ("entropy_tile", lambda: int(rng.choice([8, 16, 64, 256]))),
+        ("transform_tile", lambda: int(rng.choice([8, 16, 128]))),
+        ("weights_digest", lambda: rng.bytes(8)),
+        ("content_digest", lambda: rng.bytes(8)),
+    ]
     outcomes = {"decoded exactly": 0, "refused": 0, "truncated or extended, decoded": 0}
     start = time.perf_counter()
     for trial in range(trials):
@@ -297,11 +315,37 @@ def test_cli_codes_a_rotated_photo_upright_and_a_gray_png_as_gray(tmp_path, crop
     kdic.save(kdic.build_model("kdic-tiny"), weights)
     out = tmp_path / "out"
     out.mkdir()
-    assert main(["compress", str(tmp_path / "portrait.jpg"), str(tmp_path / "gray.png"), "-o", str(out),
-                 "--weights", str(weights), "--verbose", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "compress",
+                str(tmp_path / "portrait.jpg"),
+                str(tmp_path / "gray.png"),
+                "-o",
+                str(out),
+                "--weights",
+                str(weights),
+                "--verbose",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "EXIF orientation 6 applied" not in capsys.readouterr().err  # --quiet silences notes too
-    assert main(["compress", str(tmp_path / "portrait.jpg"), "-o", str(tmp_path / "p.kdic"),
-                 "--weights", str(weights), "--verbose"]) == 0
+    assert (
+        main(
+            [
+                "compress",
+                str(tmp_path / "portrait.jpg"),
+                "-o",
+                str(tmp_path / "p.kdic"),
+                "--weights",
+                str(weights),
+                "--verbose",
+            ]
+        )
+        == 0
+    )
     assert "portrait.jpg: EXIF orientation 6 applied (rotated 90 degrees clockwise)" in capsys.readouterr().err
     assert main(["decompress", str(out), "-o", str(out), "--weights", str(weights), "--quiet"]) == 0
     with Image.open(out / "portrait.png") as upright, Image.open(out / "gray.png") as gray:

@@ -18,9 +18,9 @@ from safetensors.torch import save_file
 import kdic
 from kdic.checkpoint import read_config
 from kdic.cli import main
+from kdic.configs import CONFIG_DIR
 from kdic.data import WEIGHTS_DIR
 from kdic.distill import available_strategies, load_strategy
-from kdic.configs import CONFIG_DIR
 from kdic.errors import CheckpointError, ConfigError
 from kdic.models import available, build_model, config_from_dict, get_config, to_dict
 from kdic.models.config import MAX_CHANNELS, NAME_PATTERN
@@ -37,8 +37,14 @@ def _tensors() -> dict[str, torch.Tensor]:
 
 
 TENSORS = _tensors()
-METADATA = {"format": "kdic-weights", "format_version": 1, "kdic_version": kdic.__version__,
-            "config": to_dict(get_config("kdic-tiny")), "lmbda": 0.0067, "extra": {}}
+METADATA = {
+    "format": "kdic-weights",
+    "format_version": 1,
+    "kdic_version": kdic.__version__,
+    "config": to_dict(get_config("kdic-tiny")),
+    "lmbda": 0.0067,
+    "extra": {},
+}
 
 
 def _with(change: Callable[[dict[str, Any]], Any]) -> str:
@@ -54,6 +60,7 @@ def _set(*keys: str | int, value: Any) -> Callable[[dict[str, Any]], None]:
         for key in keys[:-1]:
             target = target[key]
         target[keys[-1]] = value
+
     return change
 
 
@@ -88,19 +95,31 @@ def _expansion(value: str) -> str:
 HYBRID_CONFIG = to_dict(get_config("s2c-hybrid-tiny"))
 # id -> (kdic metadata JSON, tensors, message the CheckpointError must contain)
 CASES: dict[str, tuple[str, dict[str, torch.Tensor], str]] = {
-    "huge-latent-channels": (_with(_set("config", "transform", "latent_channels", value=2**22)), TENSORS,
-                             f"latent_channels must be >= 1 and <= {MAX_CHANNELS}"),
-    "huge-depth": (_with(_set("config", "transform", "encoder", 1, "depth", value=2**24)), TENSORS,
-                   "stage depth must be >= 0 and <= "),
-    "huge-channels-in-entropy": (_with(_set("config", "entropy", "hyper_channels", value=10**9)), TENSORS,
-                                 "hyper_channels must be >= 1"),
+    "huge-latent-channels": (
+        _with(_set("config", "transform", "latent_channels", value=2**22)),
+        TENSORS,
+        f"latent_channels must be >= 1 and <= {MAX_CHANNELS}",
+    ),
+    "huge-depth": (
+        _with(_set("config", "transform", "encoder", 1, "depth", value=2**24)),
+        TENSORS,
+        "stage depth must be >= 0 and <= ",
+    ),
+    "huge-channels-in-entropy": (
+        _with(_set("config", "entropy", "hyper_channels", value=10**9)),
+        TENSORS,
+        "hyper_channels must be >= 1",
+    ),
     "inf-expansion": (_expansion("Infinity"), TENSORS, "corrupt kdic metadata.*Infinity is not a JSON number"),
     "overflowing-expansion": (_expansion("1e999"), TENSORS, "corrupt kdic metadata.*out of range"),
     "nan-expansion": (_expansion("NaN"), TENSORS, "corrupt kdic metadata.*NaN is not a JSON number"),
     "overlong-integer": (_replace('"depth": 2', '"depth": ' + "9" * 5000), TENSORS, "corrupt kdic metadata"),
     "nested-100000-deep": (_nested(HOSTILE_DEPTH), TENSORS, "corrupt kdic metadata.*recursion"),
-    "nested-deeper-than-allowed": (_with(_set("extra", "x", value=json.loads("[" * 500 + "]" * 500))), TENSORS,
-                                   "nested deeper than"),
+    "nested-deeper-than-allowed": (
+        _with(_set("extra", "x", value=json.loads("[" * 500 + "]" * 500))),
+        TENSORS,
+        "nested deeper than",
+    ),
     "not-json": ("{config: ", TENSORS, "corrupt kdic metadata"),
     "metadata-a-list": ("[1, 2]", TENSORS, "must be a JSON object, got list"),
     "metadata-a-string": ('"kdic-weights"', TENSORS, "must be a JSON object, got str"),
@@ -115,18 +134,32 @@ CASES: dict[str, tuple[str, dict[str, torch.Tensor], str]] = {
     "name-with-slash": (_with(_set("config", "name", value="../../etc/passwd")), TENSORS, "model name .* must match"),
     "name-uppercase": (_with(_set("config", "name", value="KDIC")), TENSORS, "model name 'KDIC' must match"),
     "unhashable-entropy-kind": (_with(_set("config", "entropy", "kind", value=[])), TENSORS, "kind: expected one of"),
-    "zero-heads": (_with(_set("config", "transform", "encoder", 1, "heads", value=0)), TENSORS,
-                   "attention heads must be >= 1"),
-    "other-models-config": (_with(_set("config", value=HYBRID_CONFIG)), TENSORS,
-                            "weights do not match the model config:.*file has"),
-    "missing-tensor": (VALID, {k: v for k, v in TENSORS.items() if not k.startswith("g_s")},
-                       "weights do not match the model config: missing g_s"),
-    "unexpected-tensor": (VALID, {**TENSORS, "evil\nname": torch.zeros(3)},
-                          "unexpected 'evil\\\\nname'"),
-    "integer-tensor": (VALID, {k: v.to(torch.int32) for k, v in TENSORS.items()},
-                       "file stores I32, model expects one of F16, BF16, F32"),
-    "zero-width-layer": (_with(_set("config", "transform", "encoder", 0, "expansion", value=0.01)), TENSORS,
-                         "weights do not match the model config"),
+    "zero-heads": (
+        _with(_set("config", "transform", "encoder", 1, "heads", value=0)),
+        TENSORS,
+        "attention heads must be >= 1",
+    ),
+    "other-models-config": (
+        _with(_set("config", value=HYBRID_CONFIG)),
+        TENSORS,
+        "weights do not match the model config:.*file has",
+    ),
+    "missing-tensor": (
+        VALID,
+        {k: v for k, v in TENSORS.items() if not k.startswith("g_s")},
+        "weights do not match the model config: missing g_s",
+    ),
+    "unexpected-tensor": (VALID, {**TENSORS, "evil\nname": torch.zeros(3)}, "unexpected 'evil\\\\nname'"),
+    "integer-tensor": (
+        VALID,
+        {k: v.to(torch.int32) for k, v in TENSORS.items()},
+        "file stores I32, model expects one of F16, BF16, F32",
+    ),
+    "zero-width-layer": (
+        _with(_set("config", "transform", "encoder", 0, "expansion", value=0.01)),
+        TENSORS,
+        "weights do not match the model config",
+    ),
     "nan-weights": (VALID, _poisoned(float("nan")), "holds NaN or infinite values"),
     "inf-weights": (VALID, _poisoned(float("inf")), "holds NaN or infinite values"),
 }
@@ -178,8 +211,11 @@ def test_malformed_file_is_one_checkpoint_error_fast_and_small(malformed, case):
     assert growth < MAX_RSS_GROWTH_MB, f"{case}: peak memory grew by {growth:.0f} MB"
 
 
-METADATA_CASES = [c for c in ALL_CASES if "weights" not in c and "tensor" not in c
-                  and c not in ("other-models-config", "zero-width-layer")]
+METADATA_CASES = [
+    c
+    for c in ALL_CASES
+    if "weights" not in c and "tensor" not in c and c not in ("other-models-config", "zero-width-layer")
+]
 
 
 @pytest.mark.parametrize("case", METADATA_CASES)
@@ -234,8 +270,9 @@ def test_every_shipped_weights_file_still_loads(path):
     assert model.lmbda == kdic.read_metadata(path)["lmbda"] > 0
 
 
-@pytest.mark.parametrize("name", ["../../x", "../strategies/smodi", "smodi/", "Smodi", "smodi.txt", "", "-x",
-                                  "two_stage", "/etc/passwd"])
+@pytest.mark.parametrize(
+    "name", ["../../x", "../strategies/smodi", "smodi/", "Smodi", "smodi.txt", "", "-x", "two_stage", "/etc/passwd"]
+)
 def test_strategy_names_cannot_leave_the_strategies_folder(name):
     with pytest.raises(ConfigError, match=r"unknown strategy .*; known: .*smodi"):
         load_strategy(name)

@@ -19,17 +19,31 @@ def test_models_json_has_paper_columns(capsys):
 
 
 def test_models_table_through_the_entry_point():
-    result = subprocess.run([sys.executable, "-m", "kdic", "models", "s2c-hybrid", "--quiet"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "kdic", "models", "s2c-hybrid", "--quiet"], capture_output=True, text=True, check=True
+    )
     assert "| s2c-hybrid | 79.60 | 79.71 | 4.171 |" in result.stdout
 
 
 def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path):
     bad = tmp_path / "x.safetensors"
     bad.write_bytes(b"not weights")
-    for args in (["info", str(bad)], ["models", "no-such-model", "--quiet"],
-                 ["distill", "--teacher", str(bad), "--strategy", "vanilla", "--teacher-init", "--data", str(tmp_path),
-                  "--run-dir", str(tmp_path / "run")]):
+    for args in (
+        ["info", str(bad)],
+        ["models", "no-such-model", "--quiet"],
+        [
+            "distill",
+            "--teacher",
+            str(bad),
+            "--strategy",
+            "vanilla",
+            "--teacher-init",
+            "--data",
+            str(tmp_path),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    ):
         result = run_kdic(*args)
         assert result.returncode == 2
         assert result.stderr.startswith("kdic: error: ") and result.stderr.count("\n") == 1
@@ -79,8 +93,16 @@ def test_compress_decompress_files_and_folders(tmp_path):
     # a second run refuses to overwrite unless --force
     again = run_kdic("compress", str(src / "a.png"), "-o", str(tmp_path / "bits" / "a.kdic"), "--weights", weights)
     assert again.returncode == 2 and "exists; use --force" in again.stderr
-    forced = run_kdic("compress", str(src / "a.png"), "-o", str(tmp_path / "bits" / "a.kdic"), "--weights", weights,
-                   "--force", "--quiet")
+    forced = run_kdic(
+        "compress",
+        str(src / "a.png"),
+        "-o",
+        str(tmp_path / "bits" / "a.kdic"),
+        "--weights",
+        weights,
+        "--force",
+        "--quiet",
+    )
     assert forced.returncode == 0 and forced.stdout == ""
 
 
@@ -98,12 +120,17 @@ def test_codec_errors_are_one_line_and_leave_no_output(tmp_path):
     empty.write_bytes(b"")
     cases = [
         (["compress", str(not_image), "-o", str(tmp_path / "o1.kdic"), "--weights", weights], "not a readable image"),
-        (["compress", str(sample_image_path()), "-o", str(tmp_path / "missing" / "o.kdic"), "--weights", weights],
-         "output folder"),
+        (
+            ["compress", str(sample_image_path()), "-o", str(tmp_path / "missing" / "o.kdic"), "--weights", weights],
+            "output folder",
+        ),
         (["decompress", str(truncated), "-o", str(tmp_path / "o2.png"), "--weights", weights], "checksum mismatch"),
         (["decompress", str(empty), "-o", str(tmp_path / "o3.png"), "--weights", weights], "file is empty"),
         (["decompress", str(good), "-o", str(tmp_path / "o4.png")], "no shipped weights match"),
-        (["compress", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o5.kdic"), "--weights", weights], "no such file"),
+        (
+            ["compress", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o5.kdic"), "--weights", weights],
+            "no such file",
+        ),
     ]
     for args, message in cases:
         result = run_kdic(*args)
@@ -132,8 +159,9 @@ def test_every_option_has_help_and_help_shows_defaults_and_registries():
             assert "(default: 0.0001)" in text and "(default: 2000)" in text  # --lr, --steps
             for recipe in bundled_names("recipes"):
                 assert recipe in text
-    distill_help = " ".join(build_parser("distill")._subparsers._group_actions[0].choices["distill"]
-                            .format_help().split())
+    distill_help = " ".join(
+        build_parser("distill")._subparsers._group_actions[0].choices["distill"].format_help().split()
+    )
     for strategy in bundled_names("strategies"):
         assert strategy in distill_help  # prune-finetune included
 

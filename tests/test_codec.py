@@ -131,16 +131,19 @@ def _with_crc(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: b"", "file is empty"),
-    (lambda d: d[:3], "truncated"),
-    (lambda d: b"PNG!" + d[4:], "bad magic"),
-    (lambda d: d[:4] + bytes([9]) + d[5:], "unsupported format version 9"),
-    (lambda d: d[:-10], "checksum mismatch"),
-    (lambda d: d[:40] + bytes([d[40] ^ 0x10]) + d[41:], "checksum mismatch"),
-    (lambda d: _with_crc(d[:-4] + b"\x00"), "unexpected bytes"),
-    (lambda d: _with_crc(d[:-5]), "truncated"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: b"", "file is empty"),
+        (lambda d: d[:3], "truncated"),
+        (lambda d: b"PNG!" + d[4:], "bad magic"),
+        (lambda d: d[:4] + bytes([9]) + d[5:], "unsupported format version 9"),
+        (lambda d: d[:-10], "checksum mismatch"),
+        (lambda d: d[:40] + bytes([d[40] ^ 0x10]) + d[41:], "checksum mismatch"),
+        (lambda d: _with_crc(d[:-4] + b"\x00"), "unexpected bytes"),
+        (lambda d: _with_crc(d[:-5]), "truncated"),
+    ],
+)
 def test_malformed_files_raise_format_errors(sample_bytes, mutate, message):
     with pytest.raises(BitstreamError, match=message):
         unpack(mutate(sample_bytes[0]))
@@ -149,7 +152,7 @@ def test_malformed_files_raise_format_errors(sample_bytes, mutate, message):
 def test_declared_size_over_limit_is_refused_before_allocating():
     body = pack(Header("kdic-tiny", b"\x00" * 8, 16, 16), [b"\x00" * 4, b"\x00" * 4])[:-4]
     offset = 4 + 2 + len("kdic-tiny") + 8
-    huge = body[:offset] + struct.pack("<II", 1 << 16, 1 << 16) + body[offset + 8:]
+    huge = body[:offset] + struct.pack("<II", 1 << 16, 1 << 16) + body[offset + 8 :]
     with pytest.raises(BitstreamError, match="exceeds the limit"):
         unpack(_with_crc(huge))
     assert (1 << 32) > MAX_PIXELS

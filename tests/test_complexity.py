@@ -58,9 +58,9 @@ def test_tiny_presets_keep_paper_proportions(rows):
 def test_thop_convention_by_hand():
     """Conv counts out x Cin/groups x k^2; a stride-2 deconv counts at its output size; LayerNorm2d is excluded."""
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1),          # 8 x 16 x 16 outputs, 27 MACs each
-        LayerNorm2d(8),                                   # not a thop type: params excluded, 0 MACs
-        nn.Conv2d(8, 8, 5, padding=2, groups=8),          # depth-wise: 25 MACs per output
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),  # 8 x 16 x 16 outputs, 27 MACs each
+        LayerNorm2d(8),  # not a thop type: params excluded, 0 MACs
+        nn.Conv2d(8, 8, 5, padding=2, groups=8),  # depth-wise: 25 MACs per output
         nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1),  # thop: 4 x 32 x 32 outputs x 8 x 16
     )
     c = count_complexity(model, (1, 3, 32, 32))

@@ -36,16 +36,21 @@ def test_unknown_preset_names_the_known_ones():
 
 def test_latent_channels_must_exceed_group_sum():
     base = get_config("kdic")
-    with pytest.raises(ConfigError, match=r"M=100 must exceed the sum of the leading channel groups \[16, 16, 32, 64\] = 128"):
+    with pytest.raises(
+        ConfigError, match=r"M=100 must exceed the sum of the leading channel groups \[16, 16, 32, 64\] = 128"
+    ):
         replace(base, transform=replace(base.transform, latent_channels=100))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(block="mamba"), "unknown block kind 'mamba'"),
-    (dict(depth=-1), "depth must be >= 0"),
-    (dict(channels=100, heads=8), "not divisible by 8 heads"),
-    (dict(expansion=0.0), "expansion must be > 0"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(block="mamba"), "unknown block kind 'mamba'"),
+        (dict(depth=-1), "depth must be >= 0"),
+        (dict(channels=100, heads=8), "not divisible by 8 heads"),
+        (dict(expansion=0.0), "expansion must be > 0"),
+    ],
+)
 def test_invalid_stage_values_are_named(bad, message):
     with pytest.raises(ConfigError, match=message):
         StageConfig(**{"block": "s2c-attn", "depth": 2, "channels": 64, **bad})
@@ -64,8 +69,11 @@ def test_config_from_dict_reports_unknown_and_mistyped_fields():
 
 def test_custom_config_builds_without_code_changes():
     stage = StageConfig("nafnet", 1, 16, expansion=2)
-    config = ModelConfig("my-naf", kdic.models.TransformConfig(64, (stage,) * 3, (stage,) * 3),
-                         SCCTXConfig(hyper_channels=16, groups=(4, 4, 8, 16)))
+    config = ModelConfig(
+        "my-naf",
+        kdic.models.TransformConfig(64, (stage,) * 3, (stage,) * 3),
+        SCCTXConfig(hyper_channels=16, groups=(4, 4, 8, 16)),
+    )
     model = build_model(config).eval()
     with torch.no_grad():
         assert model(torch.rand(1, 3, 64, 64))["x_hat"].shape == (1, 3, 64, 64)
@@ -98,10 +106,13 @@ def test_weights_that_do_not_match_their_config_are_refused(tmp_path):
         kdic.load(tmp_path / "bad.safetensors")
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "is not a safetensors weights file"),
-    (b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ", "is not a safetensors weights file|no kdic metadata"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is not a safetensors weights file"),
+        (b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ", "is not a safetensors weights file|no kdic metadata"),
+    ],
+)
 def test_broken_files_are_refused(tmp_path, content, message):
     path = tmp_path / "broken.safetensors"
     path.write_bytes(content)

@@ -41,7 +41,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.path in self.break_once:
             self.break_once.discard(self.path)
-            self.wfile.write(body[start: start + (len(body) - start) // 2])
+            self.wfile.write(body[start : start + (len(body) - start) // 2])
             self.wfile.flush()
             self.connection.shutdown(2)  # the connection breaks mid-file
             return
@@ -121,7 +121,9 @@ def test_the_catalogue_pins_what_is_published(capsys, tmp_path):
     assert all(f.sha256 and len(f.sha256) == 64 for f in kodak.files)
     assert main(["datasets", "list", "--cache", str(tmp_path)]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in ("kodak", "clic2020-professional-valid", "tecnick", "div2k-train", "flickr2w"))
+    assert all(
+        name in listing for name in ("kodak", "clic2020-professional-valid", "tecnick", "div2k-train", "flickr2w")
+    )
     assert main(["datasets", "fetch", "flickr2w", "--cache", str(tmp_path), "--quiet"]) == 2  # manual: says where
 
 

@@ -40,10 +40,15 @@ def test_all_kodak_images_decode_identically_across_processes_and_threads(tmp_pa
 
     torch.manual_seed(0)
     weights = kdic.save(kdic.build_model("kdic-tiny"), tmp_path / "kdic-tiny.safetensors")
-    enc = subprocess.run([sys.executable, "-c", ENCODE, str(weights), str(kodak_dir), str(tmp_path)],
-                         capture_output=True, text=True, check=True)
-    dec = subprocess.run([sys.executable, "-c", DECODE, str(weights), str(tmp_path)],
-                         capture_output=True, text=True, check=True)
+    enc = subprocess.run(
+        [sys.executable, "-c", ENCODE, str(weights), str(kodak_dir), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dec = subprocess.run(
+        [sys.executable, "-c", DECODE, str(weights), str(tmp_path)], capture_output=True, text=True, check=True
+    )
     assert (enc.stdout.strip(), dec.stdout.strip()) == ("2", "1")
     encoded = sorted(tmp_path.glob("*.enc.png"))
     assert len(encoded) == 24

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +16,8 @@ from kdic.errors import ConfigError
 from kdic.models import get_config
 from kdic.train.data import CropDataset
 from kdic.train.engine import TrainConfig, Trainer
+
+from .helpers import torchrun_kdic
 
 SAMPLES = Path(kdic.__file__).parent / "data" / "samples"
 CONFIG = TrainConfig(lmbda=0.013, steps=1, batch_size=2, crop=64, checkpoint_every=1000, log_every=1000)
@@ -70,10 +69,18 @@ def test_prune_finetune_always_starts_from_the_teacher(teacher):
     s_w = pruned.student.g_a.stages[1].blocks[1].ffn.project_in.weight
     assert torch.equal(s_w, t_w[: s_w.shape[0], : s_w.shape[1]])
     scratch, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("vanilla"), 4, teacher_init=True)
-    assert not torch.equal(scratch.student.g_a.stages[1].blocks[1].ffn.project_in.weight, t_w[: s_w.shape[0], : s_w.shape[1]])
+    assert not torch.equal(
+        scratch.student.g_a.stages[1].blocks[1].ffn.project_in.weight, t_w[: s_w.shape[0], : s_w.shape[1]]
+    )
     with pytest.raises(ConfigError, match="teacher_init needs uses_teacher"):
-        strategy_from_dict({"name": "x", "uses_teacher": False, "teacher_init": True,
-                            "phases": [{"name": "a", "fraction": 1.0, "train": ["all"]}]})
+        strategy_from_dict(
+            {
+                "name": "x",
+                "uses_teacher": False,
+                "teacher_init": True,
+                "phases": [{"name": "a", "fraction": 1.0, "train": ["all"]}],
+            }
+        )
 
 
 @pytest.mark.parametrize("strategy", sorted(set(available_strategies())))
@@ -85,22 +92,31 @@ def test_each_strategy_moves_only_the_intended_weights(teacher, strategy):
     for phase in phases:
         before = {k: v.clone() for k, v in module.state_dict().items()}
         Trainer(module, [replace(phase, steps=1)], CONFIG, None, sampler, quiet=True).run()
-        changed = {k for k, v in module.state_dict().items()
-                   if not torch.equal(v, before[k]) and k not in ("hosted_stages", "folded_inputs")}
+        changed = {
+            k
+            for k, v in module.state_dict().items()
+            if not torch.equal(v, before[k]) and k not in ("hosted_stages", "folded_inputs")
+        }
         assert changed, f"{strategy}/{phase.name}: nothing trained"
         allowed = EXPECTED[phase.name]
         assert all(k.startswith(allowed) for k in changed), (strategy, phase.name, sorted(changed)[:5])
     assert all(torch.equal(v, teacher_before[k]) for k, v in teacher.state_dict().items())
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
-    assert "teacher" not in dict(module.named_children()) and not any(k.startswith("teacher") for k in module.state_dict())
+    assert "teacher" not in dict(module.named_children()) and not any(
+        k.startswith("teacher") for k in module.state_dict()
+    )
 
 
 def test_smodi_budget_is_a_quarter_stagewise_and_configurable():
     spec = load_strategy("smodi")
     family = get_config("kdic-tiny").family
     expanded = spec.expand(3, 3, family)
-    assert [p.name for p in expanded.phases] == [*(f"stage{k}" for k in range(1, 7)), "channel-context",
-                                                  "param-aggregation", "finetune"]
+    assert [p.name for p in expanded.phases] == [
+        *(f"stage{k}" for k in range(1, 7)),
+        "channel-context",
+        "param-aggregation",
+        "finetune",
+    ]
     assert expanded.phases[7].swap == ("channel_context", "param_aggregation")  # the student's context in front
     steps = expanded.steps(800)
     assert sum(steps) == 800 and steps[-1] == 600 and len(steps) == 9
@@ -112,21 +128,32 @@ def test_smodi_budget_is_a_quarter_stagewise_and_configurable():
         load_strategy("vanilla").with_final_fraction(0.5)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"name": "x", "phases": [{"name": "a", "fraction": 0.5, "train": ["all"]}]}, "sum to 1"),
-    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["../x"]}]}, "not a part name"),
-    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "each": ["stage"], "train": ["all"]}]}, "drop 'train'"),
-    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["stage1"], "host": "teacher"}]}, "must be swapped-in"),
-    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["all"], "lr": 3}]}, "unknown field"),
-    ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["all"], "loss": "kl"}]}, "loss must be one of"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"name": "x", "phases": [{"name": "a", "fraction": 0.5, "train": ["all"]}]}, "sum to 1"),
+        ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["../x"]}]}, "not a part name"),
+        (
+            {"name": "x", "phases": [{"name": "a", "fraction": 1.0, "each": ["stage"], "train": ["all"]}]},
+            "drop 'train'",
+        ),
+        (
+            {"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["stage1"], "host": "teacher"}]},
+            "must be swapped-in",
+        ),
+        ({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["all"], "lr": 3}]}, "unknown field"),
+        (
+            {"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": ["all"], "loss": "kl"}]},
+            "loss must be one of",
+        ),
+    ],
+)
 def test_invalid_strategies_are_named(bad, message):
     with pytest.raises(ConfigError, match=message):
         strategy_from_dict(bad)
 
 
-@pytest.mark.parametrize("part, message", [("stage9", "this teacher has stages 1..6"),
-                                           ("lrp", "no part 'lrp'")])
+@pytest.mark.parametrize("part, message", [("stage9", "this teacher has stages 1..6"), ("lrp", "no part 'lrp'")])
 def test_parts_the_teacher_lacks_are_named(teacher, part, message):
     spec = strategy_from_dict({"name": "x", "phases": [{"name": "a", "fraction": 1.0, "train": [part]}]})
     with pytest.raises(ConfigError, match=message):
@@ -137,8 +164,11 @@ def test_cross_architecture_pair_runs(teacher):
     """An all-conv student (different block family in stages 2-3) distilled from the hybrid teacher."""
     student = get_config("kdic-tiny")
     encoder = tuple(replace(s, block="s2c-conv") for s in student.transform.encoder)
-    student = replace(student, name="conv-tiny", transform=replace(student.transform, encoder=encoder,
-                                                                   decoder=tuple(reversed(encoder))))
+    student = replace(
+        student,
+        name="conv-tiny",
+        transform=replace(student.transform, encoder=encoder, decoder=tuple(reversed(encoder))),
+    )
     module, phases = build_distillation(teacher, student, load_strategy("smodi"), 9)
     sampler = CropDataset(SAMPLES, 64, seed=0)
     summary = Trainer(module, phases, CONFIG, None, sampler, quiet=True).run()
@@ -149,12 +179,18 @@ def test_kdic_distill_cli_and_ddp(tmp_path):
     torch.manual_seed(0)
     teacher_path = kdic.save(kdic.build_model("s2c-hybrid-tiny"), tmp_path / "teacher.safetensors", lmbda=0.013)
     run = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kdic", "distill",
-         "--teacher", str(teacher_path), "--strategy", "smodi", "--data", str(SAMPLES), "--run-dir", str(run),
-         "--steps", "10", "--batch-size", "1", "--crop", "64", "--val", str(SAMPLES)],
-        capture_output=True, text=True, env=env, timeout=300)
+    result = torchrun_kdic(
+        "distill",
+        "--teacher",
+        str(teacher_path),
+        "--data",
+        str(SAMPLES),
+        "--val",
+        str(SAMPLES),
+        "--run-dir",
+        str(run),
+        *"--strategy smodi --steps 10 --batch-size 1 --crop 64".split(),
+    )
     assert result.returncode == 0, result.stderr.split("Traceback")[0][-2000:]  # the workers' own words
     assert result.stdout.count("done: kdic-tiny distilled") == 1  # rank 0 reports, rank 1 stays quiet
     summary = json.loads((run / "summary.json").read_text())
@@ -190,8 +226,7 @@ def test_assembly_folds_adapters_into_the_next_stage(teacher):
 
 def test_teacher_init_adapters_select_the_kept_channels(teacher):
     """With --teacher-init the hybrid starts as the pruned teacher: adapters embed/select channels."""
-    module, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("smodi"), 90,
-                                   teacher_init=True)
+    module, _ = build_distillation(teacher, get_config("kdic-tiny"), load_strategy("smodi"), 90, teacher_init=True)
     h = torch.randn(1, 16, 8, 8)
     embedded = module.adapters["stage1_out"](h)
     assert torch.equal(embedded[:, :16], h) and not embedded[:, 16:].any()

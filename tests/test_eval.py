@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -14,16 +12,15 @@ import torch
 import kdic
 from kdic.cli import main
 from kdic.codec import read_image
-from kdic.errors import KdicError
 from kdic.data import sample_image_path
+from kdic.errors import KdicError
 from kdic.eval.baselines import available_codecs, evaluate_codec
 from kdic.eval.bdrate import Curve, bd_quality, bd_rate, load_curve
 from kdic.eval.plot import plot_curves
-
-from .helpers import run_kdic
 from kdic.eval.rd import evaluate_weights
 
 from .conftest import SHARED_DATA
+from .helpers import run_kdic
 
 CURVE = Curve("log-linear", (0.1, 0.2, 0.4, 0.8, 1.6), (27.0, 29.5, 32.0, 34.5, 37.0))
 
@@ -38,7 +35,9 @@ def test_eval_writes_compressai_results_from_real_files(tmp_path, sample_images)
     weights = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        weights.append(kdic.save(kdic.build_model("kdic-tiny"), tmp_path / f"w{seed}.safetensors", lmbda=0.01 * (seed + 1)))
+        weights.append(
+            kdic.save(kdic.build_model("kdic-tiny"), tmp_path / f"w{seed}.safetensors", lmbda=0.01 * (seed + 1))
+        )
     (tmp_path / "bits").mkdir()
     result = evaluate_weights(weights, sample_images, dataset="sample", bitstream_root=tmp_path / "bits", quiet=True)
     json.loads(json.dumps(result))
@@ -115,12 +114,22 @@ def test_baselines_produce_curves(sample_images):
 
 
 def test_plot_writes_png_and_svg(tmp_path):
-    paths = plot_curves([CURVE, CURVE.scaled_rate(0.8, "cheaper")], tmp_path / "rd", "test",
-                        anchors=[CURVE.scaled_rate(1.5, "anchor")], max_bpp=0.5)
+    paths = plot_curves(
+        [CURVE, CURVE.scaled_rate(0.8, "cheaper")],
+        tmp_path / "rd",
+        "test",
+        anchors=[CURVE.scaled_rate(1.5, "anchor")],
+        max_bpp=0.5,
+    )
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:400]
-    again = plot_curves([CURVE, CURVE.scaled_rate(0.8, "cheaper")], tmp_path / "again", "test",
-                        anchors=[CURVE.scaled_rate(1.5, "anchor")], max_bpp=0.5)
+    again = plot_curves(
+        [CURVE, CURVE.scaled_rate(0.8, "cheaper")],
+        tmp_path / "again",
+        "test",
+        anchors=[CURVE.scaled_rate(1.5, "anchor")],
+        max_bpp=0.5,
+    )
     assert again[1].read_bytes() == paths[1].read_bytes()  # no timestamp, stable ids: redrawn = same file
 
 
@@ -131,8 +140,23 @@ def test_plot_cli_rejects_a_bad_zoom(tmp_path, capsys):
 
 def test_bench_produces_both_tables(tmp_path):
     out = tmp_path / "bench.json"
-    result = run_kdic("bench", "kdic-tiny", "s2c-hybrid-tiny", "--size", "128x64", "--runs", "1", "--train-batch", "1",
-                      "--train-size", "64", "--train-steps", "1", "--json", str(out))
+    result = run_kdic(
+        "bench",
+        "kdic-tiny",
+        "s2c-hybrid-tiny",
+        "--size",
+        "128x64",
+        "--runs",
+        "1",
+        "--train-batch",
+        "1",
+        "--train-size",
+        "64",
+        "--train-steps",
+        "1",
+        "--json",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| model | params M (paper / all)" in result.stdout and "compute-bound decode s" in result.stdout
     report = json.loads(out.read_text())

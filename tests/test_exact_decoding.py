@@ -63,8 +63,9 @@ def test_files_and_latents_identical_across_threads_and_instruction_sets():
     outputs = set()
     for capability, threads in runs:
         env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "OMP_NUM_THREADS": str(threads)}
-        result = subprocess.run([sys.executable, "-c", CODE_AND_HASH, str(threads)], capture_output=True, text=True,
-                                env=env, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-c", CODE_AND_HASH, str(threads)], capture_output=True, text=True, env=env, timeout=600
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         outputs.add(result.stdout)
     assert len(outputs) == 1, outputs

@@ -46,17 +46,35 @@ def _icc(space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
         body += b"\0" * (-len(body) % 4)
         table += signature + struct.pack(">II", start + len(data), len(body))
         data += body
-    header = (struct.pack(">I", start + len(data)) + b"none" + bytes([2, 0x10, 0, 0]) + b"mntr" + space + b"XYZ "
-              + b"\0" * 12 + b"acsp" + b"\0" * 28 + b"".join(map(_s15f16, D50)) + b"\0" * 48)
+    header = (
+        struct.pack(">I", start + len(data))
+        + b"none"
+        + bytes([2, 0x10, 0, 0])
+        + b"mntr"
+        + space
+        + b"XYZ "
+        + b"\0" * 12
+        + b"acsp"
+        + b"\0" * 28
+        + b"".join(map(_s15f16, D50))
+        + b"\0" * 48
+    )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + data
 
 
 # Adobe RGB (1998): D50-adapted colorants and gamma 563/256; its gamut is wider than sRGB's in greens/cyans.
-ADOBE_RGB = _icc(b"RGB ", [(b"desc", _desc("Adobe-like RGB")), (b"wtpt", _xyz(*D50)),
-                           (b"rXYZ", _xyz(0.6097, 0.3111, 0.0195)), (b"gXYZ", _xyz(0.2053, 0.6257, 0.0609)),
-                           (b"bXYZ", _xyz(0.1492, 0.0632, 0.7446))]
-                 + [(tag, _gamma(563 / 256)) for tag in (b"rTRC", b"gTRC", b"bTRC")])
+ADOBE_RGB = _icc(
+    b"RGB ",
+    [
+        (b"desc", _desc("Adobe-like RGB")),
+        (b"wtpt", _xyz(*D50)),
+        (b"rXYZ", _xyz(0.6097, 0.3111, 0.0195)),
+        (b"gXYZ", _xyz(0.2053, 0.6257, 0.0609)),
+        (b"bXYZ", _xyz(0.1492, 0.0632, 0.7446)),
+    ]
+    + [(tag, _gamma(563 / 256)) for tag in (b"rTRC", b"gTRC", b"bTRC")],
+)
 GRAY_22 = _icc(b"GRAY", [(b"desc", _desc("Gray gamma 2.2")), (b"wtpt", _xyz(*D50)), (b"kTRC", _gamma(2.2))])
 
 
@@ -86,6 +104,7 @@ def _chroma(image: np.ndarray) -> float:
 
 # --- EXIF orientation --------------------------------------------------------------------------------------
 
+
 def _with_orientation(orientation: int) -> Image.Exif:
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -104,16 +123,19 @@ def test_jpeg_orientation_6_is_rotated_clockwise_with_a_note(tmp_path, crop):
 
 
 # What the EXIF specification says each orientation asks a viewer to do, written out independently of Pillow.
-@pytest.mark.parametrize("orientation, display", [
-    (1, lambda a: a),
-    (2, np.fliplr),
-    (3, lambda a: np.rot90(a, 2)),
-    (4, np.flipud),
-    (5, lambda a: np.rot90(np.fliplr(a), 1)),
-    (6, lambda a: np.rot90(a, -1)),
-    (7, lambda a: np.rot90(np.fliplr(a), -1)),
-    (8, lambda a: np.rot90(a, 1)),
-])
+@pytest.mark.parametrize(
+    "orientation, display",
+    [
+        (1, lambda a: a),
+        (2, np.fliplr),
+        (3, lambda a: np.rot90(a, 2)),
+        (4, np.flipud),
+        (5, lambda a: np.rot90(np.fliplr(a), 1)),
+        (6, lambda a: np.rot90(a, -1)),
+        (7, lambda a: np.rot90(np.fliplr(a), -1)),
+        (8, lambda a: np.rot90(a, 1)),
+    ],
+)
 def test_every_orientation_is_applied_exactly(tmp_path, crop, orientation, display):
     path = tmp_path / "oriented.png"
     Image.fromarray(crop).save(path, exif=_with_orientation(orientation))
@@ -132,6 +154,7 @@ def test_no_exif_gives_no_note(tmp_path, crop):
 
 
 # --- ICC profiles ------------------------------------------------------------------------------------------
+
 
 @needs_littlecms
 def test_hand_built_profile_is_what_littlecms_reads():
@@ -163,8 +186,9 @@ def test_jpeg_with_profile_and_orientation_gets_both(tmp_path, crop):
 
 
 @needs_littlecms
-@pytest.mark.parametrize("mode, profile, name", [("L", GRAY_22, "Gray gamma 2.2"),
-                                                  ("P", ADOBE_RGB, "Adobe-like RGB")])  # a gray palette PNG
+@pytest.mark.parametrize(
+    "mode, profile, name", [("L", GRAY_22, "Gray gamma 2.2"), ("P", ADOBE_RGB, "Adobe-like RGB")]
+)  # a gray palette PNG
 def test_gray_with_a_profile_is_converted_and_stays_gray(tmp_path, mode, profile, name):
     ramp = np.tile(np.arange(256, dtype=np.uint8), (4, 1))
     path = tmp_path / "gray-profiled.png"
@@ -189,11 +213,14 @@ def test_srgb_profile_is_left_as_is(tmp_path, crop, suffix):
 
 
 @needs_littlecms
-@pytest.mark.parametrize("profile, match", [
-    (b"not an ICC profile at all" * 8, "ICC profile cannot be read"),
-    (ADOBE_RGB[:200], "ICC profile cannot be read"),
-    (GRAY_22, "ICC profile is for GRAY data but the image is RGB"),
-])
+@pytest.mark.parametrize(
+    "profile, match",
+    [
+        (b"not an ICC profile at all" * 8, "ICC profile cannot be read"),
+        (ADOBE_RGB[:200], "ICC profile cannot be read"),
+        (GRAY_22, "ICC profile is for GRAY data but the image is RGB"),
+    ],
+)
 def test_unusable_profiles_are_refused(tmp_path, crop, profile, match):
     path = tmp_path / "bad-profile.png"
     Image.fromarray(crop).save(path, icc_profile=profile)
@@ -214,12 +241,16 @@ def test_without_littlecms_only_srgb_profiles_are_accepted(tmp_path, crop, monke
 
 # --- animation and multi-frame files -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("suffix, message", [
-    (".gif", "animated image with 2 frames; kdic codes still images (extract a frame first)"),
-    (".png", "animated image with 2 frames; kdic codes still images (extract a frame first)"),
-    (".webp", "animated image with 2 frames; kdic codes still images (extract a frame first)"),
-    (".tiff", "multi-page TIFF with 2 pages; kdic codes still images (extract a page first)"),
-])
+
+@pytest.mark.parametrize(
+    "suffix, message",
+    [
+        (".gif", "animated image with 2 frames; kdic codes still images (extract a frame first)"),
+        (".png", "animated image with 2 frames; kdic codes still images (extract a frame first)"),
+        (".webp", "animated image with 2 frames; kdic codes still images (extract a frame first)"),
+        (".tiff", "multi-page TIFF with 2 pages; kdic codes still images (extract a page first)"),
+    ],
+)
 def test_multi_frame_inputs_are_refused(tmp_path, crop, suffix, message):
     if suffix == ".webp" and not features.check("webp"):
         pytest.skip("Pillow built without WebP")
@@ -233,8 +264,9 @@ def test_multi_frame_inputs_are_refused(tmp_path, crop, suffix, message):
 
 def test_mpo_reads_the_primary_image_with_a_note(tmp_path, crop):
     path = tmp_path / "camera.jpg"
-    Image.fromarray(crop).save(path, format="MPO", quality=95, save_all=True,
-                               append_images=[Image.fromarray(255 - crop)])
+    Image.fromarray(crop).save(
+        path, format="MPO", quality=95, save_all=True, append_images=[Image.fromarray(255 - crop)]
+    )
     notes: list[str] = []
     image = read_image(path, notes=notes)
     assert np.abs(image.astype(int) - crop).mean() < 3
@@ -242,6 +274,7 @@ def test_mpo_reads_the_primary_image_with_a_note(tmp_path, crop):
 
 
 # --- grayscale in, grayscale out ---------------------------------------------------------------------------
+
 
 def test_gray_png_reads_as_2d_and_round_trips_exactly(tmp_path, crop):
     gray = np.ascontiguousarray(crop[..., 0])

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +20,11 @@ from kdic.importers.conformance import compare
 from .helpers import run_kdic
 
 CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
-SOURCES = {"bmshj2018-hyperprior-N64-M96": "compressai:bmshj2018-hyperprior",
-           "mbt2018-mean-N64-M96": "compressai:mbt2018-mean",
-           "elic2022-official-N64-M128": "compressai:elic2022-official"}
+SOURCES = {
+    "bmshj2018-hyperprior-N64-M96": "compressai:bmshj2018-hyperprior",
+    "mbt2018-mean-N64-M96": "compressai:mbt2018-mean",
+    "elic2022-official-N64-M128": "compressai:elic2022-official",
+}
 PRETRAINED = CONFORMANCE / "pretrained" / "mbt2018-mean-N64-M96-lmbda0.013"
 
 
@@ -50,9 +50,18 @@ def test_imported_model_reproduces_compressai(conformance, fixture):
     assert abs(report["coded_bits_over_peer_estimate"]) < 0.02
 
 
-@pytest.mark.parametrize("layout", ["bmshj2018-hyperprior quality 1-5", "bmshj2018-hyperprior quality 6-8",
-                                    "mbt2018-mean quality 1-4", "mbt2018-mean quality 5-8", "elic2022-official",
-                                    "TCM-L", "TCM-S"])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "bmshj2018-hyperprior quality 1-5",
+        "bmshj2018-hyperprior quality 6-8",
+        "mbt2018-mean quality 1-4",
+        "mbt2018-mean quality 5-8",
+        "elic2022-official",
+        "TCM-L",
+        "TCM-S",
+    ],
+)
 def test_full_size_layouts_import_with_every_key_mapped(conformance, layout):
     layouts = json.loads((conformance / "full_size_state_dict_shapes.json").read_text())
     (key,) = [k for k in layouts if k.split("/")[1].startswith(layout)]
@@ -79,9 +88,15 @@ def test_checkpoint_forms_users_hold(conformance, tmp_path):
     folder = conformance / "mbt2018-mean-N64-M96"
     reference = import_checkpoint(folder / "weights.safetensors", "compressai:mbt2018-mean")
     state = load_file(str(folder / "weights.safetensors"))
-    old = {"module." + re.sub(r"\.(matrices|biases|factors)\.(\d)$",
-                              lambda m: f"._{ {'matrices': 'matrix', 'biases': 'bias', 'factors': 'factor'}[m[1]]}{m[2]}", k): v
-           for k, v in state.items()}
+    old = {
+        "module."
+        + re.sub(
+            r"\.(matrices|biases|factors)\.(\d)$",
+            lambda m: f"._{ {'matrices': 'matrix', 'biases': 'bias', 'factors': 'factor'}[m[1]] }{m[2]}",
+            k,
+        ): v
+        for k, v in state.items()
+    }
     assert "module.entropy_bottleneck._matrix0" in old
     torch.save({"epoch": 3, "state_dict": old}, tmp_path / "checkpoint_best_loss.pth.tar")
     model = import_checkpoint(tmp_path / "checkpoint_best_loss.pth.tar", "compressai:mbt2018-mean")
@@ -124,19 +139,43 @@ def test_imported_teacher_is_an_ordinary_kdic_model(tmp_path, kodak_dir):
         pytest.skip(f"pretrained CompressAI teacher not found at {PRETRAINED}")
     weights = tmp_path / "mbt.safetensors"
     run = run_kdic
-    done = run("import", str(PRETRAINED / "weights.safetensors"), "-o", str(weights), "--from", "compressai:mbt2018-mean",
-               "--lmbda", "0.013", "--quiet")
+    done = run(
+        "import",
+        str(PRETRAINED / "weights.safetensors"),
+        "-o",
+        str(weights),
+        "--from",
+        "compressai:mbt2018-mean",
+        "--lmbda",
+        "0.013",
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
-    done = run("eval", "--weights", str(weights), "--data", str(kodak_dir), "--limit", "4", "-o", str(tmp_path / "r.json"),
-               "--quiet")
+    done = run(
+        "eval",
+        "--weights",
+        str(weights),
+        "--data",
+        str(kodak_dir),
+        "--limit",
+        "4",
+        "-o",
+        str(tmp_path / "r.json"),
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     peer = json.loads((PRETRAINED / "kodak.json").read_text())["per_image"][:4]
     ours = json.loads((tmp_path / "r.json").read_text())["results"]
     assert abs(ours["psnr-rgb"][0] - np.mean([r["psnr_rgb"] for r in peer])) < 0.01
     assert abs(ours["bpp"][0] / np.mean([r["bpp"] for r in peer]) - 1) < 0.02
     image = sorted(kodak_dir.glob("*.png"))[0]
-    assert run("compress", str(image), "--weights", str(weights), "-o", str(tmp_path / "a.kdic"), "--quiet").returncode == 0
-    done = run("decompress", str(tmp_path / "a.kdic"), "--weights", str(weights), "-o", str(tmp_path / "a.png"), "--quiet")
+    assert (
+        run("compress", str(image), "--weights", str(weights), "-o", str(tmp_path / "a.kdic"), "--quiet").returncode
+        == 0
+    )
+    done = run(
+        "decompress", str(tmp_path / "a.kdic"), "--weights", str(weights), "-o", str(tmp_path / "a.png"), "--quiet"
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "a.png").stat().st_size > 0
 
@@ -149,20 +188,71 @@ def test_an_imported_teacher_distills_with_every_strategy_path(conformance, tmp_
 
     teacher = tmp_path / "teacher.safetensors"
     source = conformance / "mbt2018-mean-N64-M96" / "weights.safetensors"
-    assert kdic.cli.main(["import", str(source), "-o", str(teacher), "--from", "compressai:mbt2018-mean",
-                          "--lmbda", "0.013", "--quiet"]) == 0
+    assert (
+        kdic.cli.main(
+            [
+                "import",
+                str(source),
+                "-o",
+                str(teacher),
+                "--from",
+                "compressai:mbt2018-mean",
+                "--lmbda",
+                "0.013",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     for strategy in ("smodi", "prune-finetune"):
         run = tmp_path / strategy
-        assert kdic.cli.main(["distill", "--teacher", str(teacher), "--strategy", strategy, "--data", str(SAMPLES_DIR),
-                              "--run-dir", str(run), "--steps", "8", "--batch-size", "1", "--crop", "64", "--quiet"]) == 0
+        assert (
+            kdic.cli.main(
+                [
+                    "distill",
+                    "--teacher",
+                    str(teacher),
+                    "--strategy",
+                    strategy,
+                    "--data",
+                    str(SAMPLES_DIR),
+                    "--run-dir",
+                    str(run),
+                    "--steps",
+                    "8",
+                    "--batch-size",
+                    "1",
+                    "--crop",
+                    "64",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     phases = [p["name"] for p in json.loads((tmp_path / "smodi" / "summary.json").read_text())["phases"]]
     assert phases == [f"stage{k}" for k in range(1, 7)] + ["finetune"]  # no context model: stages, then fine-tune
     student = kdic.load(tmp_path / "smodi" / "model.safetensors")
-    ratio = count_complexity(student, (1, 3, 512, 768)).macs_total / count_complexity(
-        kdic.load(teacher), (1, 3, 512, 768)).macs_total
+    ratio = (
+        count_complexity(student, (1, 3, 512, 768)).macs_total
+        / count_complexity(kdic.load(teacher), (1, 3, 512, 768)).macs_total
+    )
     assert 0.4 < ratio < 0.55
-    assert kdic.cli.main(["energy", "--weights", str(teacher), str(tmp_path / "smodi" / "model.safetensors"),
-                          "--data", str(SAMPLES_DIR), "-o", str(tmp_path / "energy.json"), "--quiet"]) == 0
+    assert (
+        kdic.cli.main(
+            [
+                "energy",
+                "--weights",
+                str(teacher),
+                str(tmp_path / "smodi" / "model.safetensors"),
+                "--data",
+                str(SAMPLES_DIR),
+                "-o",
+                str(tmp_path / "energy.json"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     energy = json.loads((tmp_path / "energy.json").read_text())["models"]
     assert [e["features"]["stage1"]["channels"] for e in energy] == [64, 40]
     image = sorted(SAMPLES_DIR.glob("*.png"))[0]
@@ -171,10 +261,13 @@ def test_an_imported_teacher_distills_with_every_strategy_path(conformance, tmp_
     assert kdic.cli.main(["decompress", str(tmp_path / "s.kdic"), "-o", str(tmp_path / "s.png"), *args]) == 0
 
 
-@pytest.mark.parametrize("fixture, strategies", [
-    ("mbt2018-mean-N64-M96", ("vanilla", "e2e-feature", "two-stage", "stagewise-explicit")),
-    ("elic2022-official-N64-M128", ("smodi", "stagewise-explicit")),
-])
+@pytest.mark.parametrize(
+    "fixture, strategies",
+    [
+        ("mbt2018-mean-N64-M96", ("vanilla", "e2e-feature", "two-stage", "stagewise-explicit")),
+        ("elic2022-official-N64-M128", ("smodi", "stagewise-explicit")),
+    ],
+)
 def test_every_strategy_runs_on_imported_teachers(conformance, fixture, strategies):
     """One step per phase on a derived student of an imported teacher (the teacher is never changed)."""
     from dataclasses import replace
@@ -191,6 +284,8 @@ def test_every_strategy_runs_on_imported_teachers(conformance, fixture, strategi
     for name in strategies:
         module, phases = build_distillation(teacher, student, load_strategy(name), 4 * 12)
         for phase in phases:
-            Trainer(module, [replace(phase, steps=1)], config, None, CropDataset(SAMPLES_DIR, 64, seed=0), quiet=True).run()
+            Trainer(
+                module, [replace(phase, steps=1)], config, None, CropDataset(SAMPLES_DIR, 64, seed=0), quiet=True
+            ).run()
         module.assemble()
     assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())

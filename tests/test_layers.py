@@ -12,8 +12,29 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "kdic"
 # Lowest first: a room may import only rooms before it (and itself). The package root holds only the
 # version, the errors and lazy exports, so every room may name it.
-ORDER = ("errors", "registry", "limits", "lazy", "fileio", "configs", "datasets", "layers", "entropy", "models",
-         "checkpoint", "importers", "data", "study", "codec", "bench", "eval", "train", "distill", "demo", "cli")
+ORDER = (
+    "errors",
+    "registry",
+    "limits",
+    "lazy",
+    "fileio",
+    "configs",
+    "datasets",
+    "layers",
+    "entropy",
+    "models",
+    "checkpoint",
+    "importers",
+    "data",
+    "study",
+    "codec",
+    "bench",
+    "eval",
+    "train",
+    "distill",
+    "demo",
+    "cli",
+)
 
 
 def _room(path: Path) -> str:
@@ -64,10 +85,13 @@ def test_the_checker_sees_relative_and_lazy_imports(tmp_path):
     assert "checkpoint" in _imported_rooms(SRC / "data" / "__init__.py")  # imported inside a function
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["compress", "--help"], ["train", "--bogus"],
-                                  ["distill", "--help"], ["eval"]])
+@pytest.mark.parametrize(
+    "argv", [["--version"], ["--help"], ["compress", "--help"], ["train", "--bogus"], ["distill", "--help"], ["eval"]]
+)
 def test_parser_and_argument_errors_import_no_torch(argv):
-    code = ("import sys\nfrom kdic.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    code = (
+        "import sys\nfrom kdic.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

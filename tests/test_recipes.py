@@ -16,8 +16,14 @@ DATA = str(sample_image_path().parent)
 
 
 def test_every_recipe_is_the_papers_run():
-    assert set(available_recipes()) >= {"s2c-hybrid-paper", "kdic-paper", "s2c-conv-paper", "conv-kd-paper",
-                                        "tcm-l-paper", "tcm-kd-paper"}
+    assert set(available_recipes()) >= {
+        "s2c-hybrid-paper",
+        "kdic-paper",
+        "s2c-conv-paper",
+        "conv-kd-paper",
+        "tcm-l-paper",
+        "tcm-kd-paper",
+    }
     for name in available_recipes():
         recipe = load_recipe(name)
         assert recipe.lmbdas == PAPER_LMBDAS and recipe.args["steps"] == 1_000_000 and recipe.args["lr"] == 1e-4
@@ -27,8 +33,27 @@ def test_every_recipe_is_the_papers_run():
 
 
 def test_dry_run_resolves_the_recipe_with_explicit_options_winning(capsys):
-    assert main(["distill", "--recipe", "kdic-paper", "--teacher", TEACHER, "--student", "kdic-tiny", "--data", DATA,
-                 "--run-dir", "unused", "--dry-run", "--throughput", "36.78"]) == 0
+    assert (
+        main(
+            [
+                "distill",
+                "--recipe",
+                "kdic-paper",
+                "--teacher",
+                TEACHER,
+                "--student",
+                "kdic-tiny",
+                "--data",
+                DATA,
+                "--run-dir",
+                "unused",
+                "--dry-run",
+                "--throughput",
+                "36.78",
+            ]
+        )
+        == 0
+    )
     plan = json.loads(capsys.readouterr().out)
     assert plan["model"] == "kdic-tiny" and plan["steps"] == 1_000_000 and plan["train"]["crop"] == 256
     finetune = plan["phases"][-1]
@@ -37,12 +62,28 @@ def test_dry_run_resolves_the_recipe_with_explicit_options_winning(capsys):
     assert hours["paper (NVIDIA A100, 36.78 samples/s)"] == pytest.approx(1e6 * 8 / 36.78 / 3600)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--recipe", "kdic-paper", "--data", DATA, "--run-dir", "x"], "is for 'kdic distill'"),
-    (["train", "--recipe", "s2c-hybrid-paper", "--lmbda", "0.012", "--data", DATA, "--run-dir", "x", "--dry-run"],
-     "runs at one of the lambdas"),
-    (["train", "--recipe", "no-such-recipe", "--data", DATA, "--run-dir", "x"], "unknown recipe"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--recipe", "kdic-paper", "--data", DATA, "--run-dir", "x"], "is for 'kdic distill'"),
+        (
+            [
+                "train",
+                "--recipe",
+                "s2c-hybrid-paper",
+                "--lmbda",
+                "0.012",
+                "--data",
+                DATA,
+                "--run-dir",
+                "x",
+                "--dry-run",
+            ],
+            "runs at one of the lambdas",
+        ),
+        (["train", "--recipe", "no-such-recipe", "--data", DATA, "--run-dir", "x"], "unknown recipe"),
+    ],
+)
 def test_misused_recipes_are_one_line_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err

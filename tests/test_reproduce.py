@@ -87,8 +87,13 @@ def test_plan_is_what_the_committed_runs_ran():
     for run in STUDY.runs:
         config = json.loads((REPO / STUDY.log(run, ".json")).read_text())["config"]  # the study is complete
         train = config["train"]
-        assert (train["lmbda"], train["steps"], train["lr"], train["decay_at"], train["seed"]) == \
-               (run.lmbda, run.steps, run.lr, [run.decay_at], run.seed), run.name
+        assert (train["lmbda"], train["steps"], train["lr"], train["decay_at"], train["seed"]) == (
+            run.lmbda,
+            run.steps,
+            run.lr,
+            [run.decay_at],
+            run.seed,
+        ), run.name
         assert all(train[k] == flags[k] for k in ("batch_size", "crop", "checkpoint_every", "val_every")), run.name
         if run.is_teacher and run.after is None:
             assert "init" not in config and config["model"]["name"] == STUDY.teacher
@@ -110,24 +115,27 @@ def _run_named(plan: dict, name: str) -> dict:
     return next(r for r in plan["runs"] if r["name"] == name)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda p: p.update(extra=1), r"unknown field\(s\) \['extra'\]"),
-    (lambda p: _run_named(p, "teacher-q4").update(lmbda=0.01), r"unknown field\(s\) \['lmbda'\]"),
-    (lambda p: _run_named(p, "teacher-q4").update(name="../teacher"), "is not a name"),
-    (lambda p: _run_named(p, "teacher-q4").update(name="Teacher Q4"), "is not a name"),
-    (lambda p: _run_named(p, "smodi-q3-s0").update(after="teacher-q9"), "'after' must name an earlier run"),
-    (lambda p: _run_named(p, "teacher-q3").update(after="teacher-q4-ft"), "'after' must name an earlier run"),
-    (lambda p: _run_named(p, "vanilla-q3-s0").update(after="smodi-q3-s0"), "a teacher run that keeps its weights"),
-    (lambda p: _run_named(p, "smodi-q3-s0").pop("after"), "a student needs 'after'"),
-    (lambda p: _run_named(p, "teacher-q4").update(quality=7), "quality must be one of"),
-    (lambda p: _run_named(p, "teacher-q4").update(steps=True), "steps: expected int, got bool"),
-    (lambda p: _run_named(p, "teacher-q4").update(keep="../elsewhere.safetensors"), "inside the checkout"),
-    (lambda p: _run_named(p, "teacher-q4").update(curve="nobody"), "not one of report.curves"),
-    (lambda p: p["runs"].append(p["runs"][0]), "listed twice"),
-    (lambda p: p["train_flags"].update(resume=True), "not a flag a plan may set"),
-    (lambda p: p["paths"].update(results="/tmp/results"), "inside the checkout"),
-    (lambda p: p["report"].update(energy_runs=["teacher-q3", "vanilla-q2-s0"]), "needs runs at one quality"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: p.update(extra=1), r"unknown field\(s\) \['extra'\]"),
+        (lambda p: _run_named(p, "teacher-q4").update(lmbda=0.01), r"unknown field\(s\) \['lmbda'\]"),
+        (lambda p: _run_named(p, "teacher-q4").update(name="../teacher"), "is not a name"),
+        (lambda p: _run_named(p, "teacher-q4").update(name="Teacher Q4"), "is not a name"),
+        (lambda p: _run_named(p, "smodi-q3-s0").update(after="teacher-q9"), "'after' must name an earlier run"),
+        (lambda p: _run_named(p, "teacher-q3").update(after="teacher-q4-ft"), "'after' must name an earlier run"),
+        (lambda p: _run_named(p, "vanilla-q3-s0").update(after="smodi-q3-s0"), "a teacher run that keeps its weights"),
+        (lambda p: _run_named(p, "smodi-q3-s0").pop("after"), "a student needs 'after'"),
+        (lambda p: _run_named(p, "teacher-q4").update(quality=7), "quality must be one of"),
+        (lambda p: _run_named(p, "teacher-q4").update(steps=True), "steps: expected int, got bool"),
+        (lambda p: _run_named(p, "teacher-q4").update(keep="../elsewhere.safetensors"), "inside the checkout"),
+        (lambda p: _run_named(p, "teacher-q4").update(curve="nobody"), "not one of report.curves"),
+        (lambda p: p["runs"].append(p["runs"][0]), "listed twice"),
+        (lambda p: p["train_flags"].update(resume=True), "not a flag a plan may set"),
+        (lambda p: p["paths"].update(results="/tmp/results"), "inside the checkout"),
+        (lambda p: p["report"].update(energy_runs=["teacher-q3", "vanilla-q2-s0"]), "needs runs at one quality"),
+    ],
+)
 def test_bad_plan_files_are_refused(tmp_path, change, message):
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(_broken(change)))
@@ -151,20 +159,27 @@ def test_commands_are_argument_lists_that_resume_from_a_checkpoint(tmp_path):
         assert command[command.index("--lmbda") + 1] == str(QUALITY_LAMBDAS[run.quality])
         assert "--resume" not in command
     run = STUDY.run("smodi-q3-s0")
-    assert [s[3] if isinstance(s, list) else "keep" for s in remaining_steps(STUDY, run, tmp_path)] == \
-           ["distill", "export", "keep", "eval"]
+    assert [s[3] if isinstance(s, list) else "keep" for s in remaining_steps(STUDY, run, tmp_path)] == [
+        "distill",
+        "export",
+        "keep",
+        "eval",
+    ]
     (tmp_path / STUDY.run_dir(run) / CHECKPOINT).parent.mkdir(parents=True)
     (tmp_path / STUDY.run_dir(run) / CHECKPOINT).touch()
     assert train_command(STUDY, run, tmp_path)[-1] == "--resume"
     (tmp_path / STUDY.run_dir(run) / "model.safetensors").touch()  # trained: only finalized
-    assert [s[3] if isinstance(s, list) else "keep" for s in remaining_steps(STUDY, run, tmp_path)] == \
-           ["export", "keep", "eval"]
+    assert [s[3] if isinstance(s, list) else "keep" for s in remaining_steps(STUDY, run, tmp_path)] == [
+        "export",
+        "keep",
+        "eval",
+    ]
     (tmp_path / STUDY.point(run)).parent.mkdir(parents=True)
     (tmp_path / STUDY.point(run)).touch()  # done: never repeated
     assert remaining_steps(STUDY, run, tmp_path) == []
 
 
-FAKE_KDIC = '''
+FAKE_KDIC = """
 import sys
 from pathlib import Path
 
@@ -181,7 +196,7 @@ if args[0] in ("train", "distill"):
         (run_dir / name).write_text(text)
 else:  # export, eval
     option("-o").write_text("{}")
-'''
+"""
 
 
 def test_runner_starts_runs_after_their_source_and_never_twice(tmp_path, monkeypatch):
@@ -192,16 +207,38 @@ def test_runner_starts_runs_after_their_source_and_never_twice(tmp_path, monkeyp
     (tmp_path / "fake_kdic.py").write_text(FAKE_KDIC)
     monkeypatch.setattr(runner, "KDIC", (sys.executable, str(tmp_path / "fake_kdic.py")))
     monkeypatch.setattr(runner, "POLL_SECONDS", 0.01)
-    teacher = {"name": "t", "kind": "teacher", "quality": 3, "steps": 10, "lr": 1e-3, "decay_at": 0.5,
-               "keep": "out/weights/t.safetensors", "curve": "teacher"}
-    student = {"name": "s", "kind": "smodi", "quality": 3, "steps": 10, "lr": 1e-3, "decay_at": 0.5, "after": "t",
-               "teacher_init": True, "curve": "smodi"}
+    teacher = {
+        "name": "t",
+        "kind": "teacher",
+        "quality": 3,
+        "steps": 10,
+        "lr": 1e-3,
+        "decay_at": 0.5,
+        "keep": "out/weights/t.safetensors",
+        "curve": "teacher",
+    }
+    student = {
+        "name": "s",
+        "kind": "smodi",
+        "quality": 3,
+        "steps": 10,
+        "lr": 1e-3,
+        "decay_at": 0.5,
+        "after": "t",
+        "teacher_init": True,
+        "curve": "smodi",
+    }
     plan = {**copy.deepcopy(PLAN), "runs": [teacher, student]}
     plan["paths"].update(runs="runs", results="out", train_data="data/train", eval_data="data/eval")
     plan["cost"]["seconds_per_step"] = {"teacher": 1.0, "smodi": 1.0}
-    plan["report"].update(curves=["teacher", "smodi"], full_range_pairs=[], complexity=[], energy_runs=["t"],
-                          strategy_table={"rows": ["smodi"], "anchors": [{"curve": "teacher"}]},
-                          training={"runs": ["s"], "phases": ["train"], "windows": [[0, 10]]})
+    plan["report"].update(
+        curves=["teacher", "smodi"],
+        full_range_pairs=[],
+        complexity=[],
+        energy_runs=["t"],
+        strategy_table={"rows": ["smodi"], "anchors": [{"curve": "teacher"}]},
+        training={"runs": ["s"], "phases": ["train"], "windows": [[0, 10]]},
+    )
     study = study_from_dict(plan)
     assert run_study(study, tmp_path, minutes=60) == []
     calls = [line.split()[0] for line in (tmp_path / "calls.log").read_text().splitlines()]
@@ -218,8 +255,9 @@ def test_a_run_stays_held_while_a_command_started_for_it_lives(tmp_path):
     assert not runner.is_held(STUDY, run, tmp_path)
     lock = runner._try_lock(runner._lock_path(STUDY, run, tmp_path), create=True)
     assert lock is not None
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
-                             pass_fds=(lock,))
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, pass_fds=(lock,)
+    )
     os.close(lock)
     assert runner.is_held(STUDY, run, tmp_path)
     child.communicate(b"")

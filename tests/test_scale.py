@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -21,8 +18,10 @@ from kdic.errors import ConfigError, KdicError
 from kdic.models import build_model
 from kdic.train.data import CropDataset, batches, source_entries
 from kdic.train.distributed import resolve_device
-from kdic.train.engine import Phase, STATE_FILE, Runtime, TrainConfig, Trainer
+from kdic.train.engine import STATE_FILE, Phase, Runtime, TrainConfig, Trainer
 from kdic.train.losses import phase_loss
+
+from .helpers import torchrun_kdic
 
 CONFIG = TrainConfig(lmbda=0.013, steps=4, batch_size=2, crop=64, checkpoint_every=100, log_every=1)
 
@@ -35,7 +34,8 @@ def image_set(tmp_path_factory) -> Path:
     for i in range(6):
         gradient = np.linspace(0, 255, 96)[None, :, None] * rng.random((1, 1, 3))
         Image.fromarray((gradient + rng.integers(0, 40, (80, 96, 3))).clip(0, 255).astype(np.uint8)).save(
-            root / f"img{i}.png")
+            root / f"img{i}.png"
+        )
     Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / "small.png")
     with tarfile.open(root / "shard-000.tar", "w") as tar:
         for i in range(2):
@@ -90,8 +90,15 @@ def test_batches_do_not_depend_on_workers(image_set):
 def _run(image_set, run_dir, config=CONFIG, runtime=Runtime(), resume=False):
     torch.manual_seed(0)
     model = build_model("kdic-tiny")
-    trainer = Trainer(model, [Phase("p", config.steps, [""], phase_loss())], config, run_dir, CropDataset(image_set, 64),
-                      quiet=True, runtime=runtime)
+    trainer = Trainer(
+        model,
+        [Phase("p", config.steps, [""], phase_loss())],
+        config,
+        run_dir,
+        CropDataset(image_set, 64),
+        quiet=True,
+        runtime=runtime,
+    )
     return model, trainer.run(resume=resume)
 
 
@@ -115,8 +122,14 @@ def test_accumulation_reads_the_same_samples_as_one_big_batch(image_set):
             return super().__getitem__(sample)
 
     config = replace(CONFIG, steps=2, batch_size=2, accumulate=2)
-    trainer = Trainer(build_model("kdic-tiny"), [Phase("p", 2, [""], phase_loss())], config, None, Recording(image_set, 64),
-                      quiet=True)
+    trainer = Trainer(
+        build_model("kdic-tiny"),
+        [Phase("p", 2, [""], phase_loss())],
+        config,
+        None,
+        Recording(image_set, 64),
+        quiet=True,
+    )
     assert trainer.run()["global_step"] == 2
     assert read == list(range(8))
 
@@ -127,7 +140,9 @@ def test_half_precision_steps_keep_rates_in_float32(image_set, precision):
     seen = []
     model.latent_codec.register_forward_hook(lambda m, i, out: seen.append(out["likelihoods"]["y"].dtype))
     config = replace(CONFIG, steps=2, precision=precision)
-    summary = Trainer(model, [Phase("p", 2, [""], phase_loss())], config, None, CropDataset(image_set, 64), quiet=True).run()
+    summary = Trainer(
+        model, [Phase("p", 2, [""], phase_loss())], config, None, CropDataset(image_set, 64), quiet=True
+    ).run()
     assert summary["complete"] and seen and all(d == torch.float32 for d in seen)
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -144,12 +159,17 @@ def test_device_choice():
 
 def test_ddp_run_stopped_by_max_minutes_resumes_to_the_uninterrupted_weights(image_set, tmp_path):
     """Two torchrun ranks, streamed data: stop after a step, resume, compare with one straight run."""
+
     def torchrun(run_dir: Path, *extra: str) -> None:
-        result = subprocess.run(
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kdic",
-             "train", "--model", "kdic-tiny", "--lmbda", "0.013", "--data", str(image_set), "--run-dir", str(run_dir),
-             "--steps", "3", "--batch-size", "1", "--crop", "64", "--quiet", "--device", "cpu", *extra],
-            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+        result = torchrun_kdic(
+            "train",
+            "--data",
+            str(image_set),
+            "--run-dir",
+            str(run_dir),
+            *extra,
+            *"--model kdic-tiny --lmbda 0.013 --steps 3 --batch-size 1 --crop 64 --quiet --device cpu".split(),
+        )
         assert result.returncode == 0, result.stderr[-2000:]
 
     torchrun(tmp_path / "straight")

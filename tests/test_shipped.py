@@ -16,8 +16,8 @@ import torch
 
 import kdic
 import kdic.data
-from kdic.cli import main
 from kdic.checkpoint import weights_digest
+from kdic.cli import main
 from kdic.codec import encode_image, read_image, unpack
 from kdic.data import ROLES, SAMPLES_DIR, WEIGHTS_DIR, sample_image_path
 
@@ -29,11 +29,12 @@ def weights_dir(tmp_path, monkeypatch) -> Path:
     """Untrained float16 teacher and student at qualities 2 and 3 as the 'shipped' weights."""
     folder = tmp_path / "weights"
     folder.mkdir()
-    for role, preset in ROLES.items():
+    for preset in ROLES.values():
         for quality, lmbda in ((2, 0.0067), (3, 0.013)):
             torch.manual_seed(quality)
-            kdic.save(kdic.build_model(preset), folder / f"{preset}-q{quality}.safetensors", lmbda=lmbda,
-                      dtype=torch.float16)
+            kdic.save(
+                kdic.build_model(preset), folder / f"{preset}-q{quality}.safetensors", lmbda=lmbda, dtype=torch.float16
+            )
     monkeypatch.setattr(kdic.data, "WEIGHTS_DIR", folder)
     (folder / kdic.data.INDEX_NAME).write_text(json.dumps(kdic.data.build_weights_index()))
     return folder
@@ -53,7 +54,7 @@ def test_compress_without_flags_uses_student_quality_3_and_decodes_by_digest(wei
     header, _ = unpack(bitstream.read_bytes())
     student_q3 = kdic.load(weights_dir / "kdic-tiny-q3.safetensors")
     assert header.model_id == "kdic-tiny"
-    assert header.weights_digest == weights_digest(student_q3)[:len(header.weights_digest)]
+    assert header.weights_digest == weights_digest(student_q3)[: len(header.weights_digest)]
     assert main(["decompress", str(bitstream)]) == 0  # no --weights: found among the shipped files
     decoded = read_image(photo.with_suffix(".decoded.png"))
     _, reconstruction, _ = encode_image(student_q3, read_image(photo))
@@ -63,8 +64,10 @@ def test_compress_without_flags_uses_student_quality_3_and_decodes_by_digest(wei
 
 
 def test_quality_and_role_pick_other_shipped_weights(weights_dir, photo):
-    for args, preset, lmbda in ((["--quality", "2"], "kdic-tiny", 0.0067),
-                                (["--model", "teacher"], "s2c-hybrid-tiny", 0.013)):
+    for args, preset, lmbda in (
+        (["--quality", "2"], "kdic-tiny", 0.0067),
+        (["--model", "teacher"], "s2c-hybrid-tiny", 0.013),
+    ):
         out = photo.parent / f"{preset}-{lmbda}.kdic"
         assert main(["compress", str(photo), "-o", str(out), *args, "--quiet"]) == 0
         assert unpack(out.read_bytes())[0].model_id == preset
@@ -73,7 +76,7 @@ def test_quality_and_role_pick_other_shipped_weights(weights_dir, photo):
 
 def test_shipped_weights_errors_are_one_line(weights_dir, photo, tmp_path, capsys):
     cases = [
-        ["compress", str(photo), "--quality", "4"],                                  # not shipped
+        ["compress", str(photo), "--quality", "4"],  # not shipped
         ["compress", str(photo), "--weights", str(weights_dir / "kdic-tiny-q3.safetensors"), "--quality", "2"],
     ]
     for args in cases:
@@ -125,8 +128,23 @@ def test_energy_groups_and_cli(tmp_path, capsys):
     energy = channel_energy(model, [("s", image)])
     assert [(f, e.size) for f, e in energy.items()] == [("stage1", 16), ("stage2", 32), ("stage3", 32), ("latent", 96)]
     weights = kdic.save(model, tmp_path / "w.safetensors")
-    assert main(["energy", "--weights", str(weights), "--data", str(SAMPLES_DIR), "-o", str(tmp_path / "e.json"),
-                 "--plot", str(tmp_path / "e"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "energy",
+                "--weights",
+                str(weights),
+                "--data",
+                str(SAMPLES_DIR),
+                "-o",
+                str(tmp_path / "e.json"),
+                "--plot",
+                str(tmp_path / "e"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "e.json").read_text())["models"][0]
     assert np.allclose(report["features"]["latent"]["energy"], energy["latent"])
     assert all((tmp_path / f"e-{kind}.{ext}").is_file() for kind in ("sorted", "unsorted") for ext in ("png", "svg"))

@@ -25,7 +25,7 @@ from kdic.models import LearnedImageCodec, VariableRateConfig, config_from_dict,
 from kdic.models.config import DEFAULT_ANCHORS
 from kdic.models.rate import GainUnits
 from kdic.train.data import CropDataset
-from kdic.train.engine import Phase, STATE_FILE, TrainConfig, Trainer
+from kdic.train.engine import STATE_FILE, Phase, TrainConfig, Trainer
 from kdic.train.losses import phase_loss
 
 from .helpers import train_killed_then_resumed
@@ -68,22 +68,27 @@ def test_config_round_trip_and_fixed_rate_configs_unchanged():
         assert vr["rate.log_gain"].shape == (8, get_config(preset).transform.latent_channels)
 
 
-@pytest.mark.parametrize("lmbdas, method, message", [
-    ((0.01, 0.001), "gain", "strictly increasing"),
-    ((0.01, 0.01), "gain", "strictly increasing"),
-    ((0.01,), "gain", "number of anchor lambdas"),
-    (tuple(0.001 * (i + 1) for i in range(17)), "gain", "number of anchor lambdas"),
-    ((0.0, 0.01), "gain", "anchor lambda"),
-    ((0.001, math.nan), "gain", "anchor lambda"),
-    ((0.001, math.inf), "gain", "anchor lambda"),
-    ((0.001, 2.0), "gain", "anchor lambda"),
-    ((0.001, 0.01), "qvrf", "unknown rate method"),
-])
+@pytest.mark.parametrize(
+    "lmbdas, method, message",
+    [
+        ((0.01, 0.001), "gain", "strictly increasing"),
+        ((0.01, 0.01), "gain", "strictly increasing"),
+        ((0.01,), "gain", "number of anchor lambdas"),
+        (tuple(0.001 * (i + 1) for i in range(17)), "gain", "number of anchor lambdas"),
+        ((0.0, 0.01), "gain", "anchor lambda"),
+        ((0.001, math.nan), "gain", "anchor lambda"),
+        ((0.001, math.inf), "gain", "anchor lambda"),
+        ((0.001, 2.0), "gain", "anchor lambda"),
+        ((0.001, 0.01), "qvrf", "unknown rate method"),
+    ],
+)
 def test_config_validation(lmbdas, method, message):
     with pytest.raises(ConfigError, match=message):
         VariableRateConfig(lmbdas, method)
     with pytest.raises(ConfigError, match=message):
-        config_from_dict({**to_dict(get_config("kdic-tiny")), "variable_rate": {"lmbdas": list(lmbdas), "method": method}})
+        config_from_dict(
+            {**to_dict(get_config("kdic-tiny")), "variable_rate": {"lmbdas": list(lmbdas), "method": method}}
+        )
 
 
 def test_shipped_weights_and_stored_bitstreams_unchanged():
@@ -151,14 +156,18 @@ def test_coding_at_any_lambda_is_bit_exact_and_recorded(model):
 
 def test_rate_falls_as_lambda_falls_from_the_initialisation(model, crop):
     """Measured: untrained gain units already order the rates (the init scales the quantization step)."""
-    sizes = [len(encode_image(model, crop, estimate=False, reconstruct=False, lmbda=v)[0])
-             for v in model.config.variable_rate.spread(6)]
+    sizes = [
+        len(encode_image(model, crop, estimate=False, reconstruct=False, lmbda=v)[0])
+        for v in model.config.variable_rate.spread(6)
+    ]
     assert sizes == sorted(sizes) and sizes[-1] > 4 * sizes[0]
 
 
 def test_target_bpp_lands_just_under_the_target(model, crop):
-    ends = [8 * len(encode_image(model, crop, estimate=False, reconstruct=False, lmbda=v)[0]) / crop[..., 0].size
-            for v in (LOW, HIGH)]
+    ends = [
+        8 * len(encode_image(model, crop, estimate=False, reconstruct=False, lmbda=v)[0]) / crop[..., 0].size
+        for v in (LOW, HIGH)
+    ]
     target = math.sqrt(ends[0] * ends[1])
     result = code_at_target(model, crop, "bpp", target)
     assert result.met and 0.97 * target <= result.value <= target and result.passes <= MAX_PASSES
@@ -194,15 +203,22 @@ def test_cli_compress_eval_and_info(weights, tmp_path, capsys):
 
 
 # -- training -----------------------------------------------------------------------------------
-VR_CONFIG = TrainConfig(lmbda=None, steps=6, batch_size=2, crop=64, checkpoint_every=3, log_every=1,
-                        lmbda_range=(LOW, HIGH))
+VR_CONFIG = TrainConfig(
+    lmbda=None, steps=6, batch_size=2, crop=64, checkpoint_every=3, log_every=1, lmbda_range=(LOW, HIGH)
+)
 
 
 def _vr_trainer(run_dir: Path) -> tuple[torch.nn.Module, Trainer]:
     torch.manual_seed(0)
     model = LearnedImageCodec(with_variable_rate(get_config("kdic-tiny")))
-    return model, Trainer(model, [Phase("p", VR_CONFIG.steps, [""], phase_loss())], VR_CONFIG, run_dir,
-                          CropDataset(SAMPLES, VR_CONFIG.crop, seed=0), quiet=True)
+    return model, Trainer(
+        model,
+        [Phase("p", VR_CONFIG.steps, [""], phase_loss())],
+        VR_CONFIG,
+        run_dir,
+        CropDataset(SAMPLES, VR_CONFIG.crop, seed=0),
+        quiet=True,
+    )
 
 
 def test_lambda_sampling_is_log_uniform_and_a_function_of_the_step():
@@ -233,8 +249,13 @@ def test_a_parked_run_resumes_on_a_fresh_machine(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "park_run.py"
 
     def carry(run_dir: Path) -> Path:
-        for action, src, dst in (("park", run_dir, tmp_path / "parked"), ("restore", tmp_path / "parked", tmp_path / "c")):
-            done = subprocess.run([sys.executable, str(script), action, str(src), str(dst)], capture_output=True, text=True)
+        for action, src, dst in (
+            ("park", run_dir, tmp_path / "parked"),
+            ("restore", tmp_path / "parked", tmp_path / "c"),
+        ):
+            done = subprocess.run(
+                [sys.executable, str(script), action, str(src), str(dst)], capture_output=True, text=True
+            )
             assert done.returncode == 0, done.stderr
         assert (tmp_path / "parked" / "state.safetensors").stat().st_size < (run_dir / STATE_FILE).stat().st_size / 2
         return tmp_path / "c"
@@ -250,15 +271,55 @@ def test_a_parked_run_resumes_on_a_fresh_machine(tmp_path):
 
 def test_kdic_train_variable_rate_cli(tmp_path):
     run = tmp_path / "run"
-    assert main(["train", "--model", "kdic-tiny", "--variable-rate", "--lmbdas", "0.002", "0.01", "0.05",
-                 "--data", str(SAMPLES), "--run-dir", str(run), "--steps", "2", "--batch-size", "1", "--crop", "64",
-                 "--val", str(SAMPLES), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "kdic-tiny",
+                "--variable-rate",
+                "--lmbdas",
+                "0.002",
+                "0.01",
+                "0.05",
+                "--data",
+                str(SAMPLES),
+                "--run-dir",
+                str(run),
+                "--steps",
+                "2",
+                "--batch-size",
+                "1",
+                "--crop",
+                "64",
+                "--val",
+                str(SAMPLES),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     metadata = read_metadata(run / "model.safetensors")
     assert metadata["config"]["variable_rate"]["lmbdas"] == [0.002, 0.01, 0.05] and metadata["lmbda"] is None
     validation = json.loads((run / "summary.json").read_text())["validation"]
     assert {"bpp@0.002", "bpp@0.01", "bpp@0.05", "psnr@0.01"} <= set(validation)
-    assert main(["train", "--model", "kdic-tiny", "--data", str(SAMPLES), "--run-dir", str(tmp_path / "r2"),
-                 "--steps", "1", "--quiet"]) == 2  # fixed-rate without --lmbda
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "kdic-tiny",
+                "--data",
+                str(SAMPLES),
+                "--run-dir",
+                str(tmp_path / "r2"),
+                "--steps",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 2
+    )  # fixed-rate without --lmbda
 
 
 @pytest.fixture(scope="module")
@@ -293,8 +354,9 @@ def test_every_strategy_runs_on_a_variable_rate_pair(vr_teacher, strategy):
     config = replace(VR_CONFIG, steps=1, batch_size=1)
     for phase in phases:
         before = {k: v.clone() for k, v in module.state_dict().items()}
-        summary = Trainer(module, [replace(phase, steps=1)], config, None, CropDataset(SAMPLES, 64, seed=0),
-                          quiet=True).run()
+        summary = Trainer(
+            module, [replace(phase, steps=1)], config, None, CropDataset(SAMPLES, 64, seed=0), quiet=True
+        ).run()
         assert summary["global_step"] == 1
         assert any(not torch.equal(v, before[k]) for k, v in module.state_dict().items()), phase.name
     assert all(torch.equal(v, teacher_before[k]) for k, v in vr_teacher.state_dict().items())
@@ -331,6 +393,8 @@ def test_replicate_padding_keeps_a_flat_image_flat_in_the_latent(size):
     zeros.load_state_dict(model.state_dict())
     x = torch.full((1, 3, *size), 230 / 255)
     with torch.no_grad():
-        spread = {name: float((m.g_a(x).amax(dim=(2, 3)) - m.g_a(x).amin(dim=(2, 3))).max())
-                  for name, m in (("replicate", model), ("zeros", zeros))}
+        spread = {
+            name: float((m.g_a(x).amax(dim=(2, 3)) - m.g_a(x).amin(dim=(2, 3))).max())
+            for name, m in (("replicate", model), ("zeros", zeros))
+        }
     assert spread["replicate"] < 1e-5 < 1e-2 < spread["zeros"]

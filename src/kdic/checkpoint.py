@@ -35,8 +35,13 @@ VERSION_PATTERN = re.compile(r"[0-9A-Za-z.+_-]{1,64}")
 MAX_PROBLEMS = 3  # mismatches quoted in one error line
 
 
-def save(model: LearnedImageCodec, path: str | os.PathLike, lmbda: float | None = None,
-         extra: dict[str, Any] | None = None, dtype: torch.dtype | None = None) -> Path:
+def save(
+    model: LearnedImageCodec,
+    path: str | os.PathLike,
+    lmbda: float | None = None,
+    extra: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
     """Write ``model``'s weights plus its config, lambda and the kdic version.
 
     ``dtype=torch.float16`` halves the file (for shipping); ``load`` always rebuilds a float32
@@ -45,10 +50,18 @@ def save(model: LearnedImageCodec, path: str | os.PathLike, lmbda: float | None 
     path = Path(path)
     if not path.parent.is_dir():
         raise CheckpointError(f"output folder {path.parent} does not exist")
-    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "kdic_version": __version__,
-                "config": to_dict(model.config), "lmbda": lmbda, "extra": extra or {}}
-    tensors = {k: v.detach().to("cpu", dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
-               for k, v in model.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kdic_version": __version__,
+        "config": to_dict(model.config),
+        "lmbda": lmbda,
+        "extra": extra or {},
+    }
+    tensors = {
+        k: v.detach().to("cpu", dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
+        for k, v in model.state_dict().items()
+    }
     atomic_write_bytes(path, serialize(tensors, metadata={METADATA_KEY: json.dumps(metadata)}))
     return path
 
@@ -66,8 +79,9 @@ def _open(path: Path, device: str | torch.device = "cpu") -> Any:
         raise CheckpointError(f"{path} is not a safetensors weights file ({len(prefix)} bytes)")
     header_bytes = int.from_bytes(prefix, "little")
     if header_bytes > MAX_HEADER_BYTES:
-        raise CheckpointError(f"{path} is not a safetensors weights file (header of {header_bytes} bytes, "
-                              f"limit {MAX_HEADER_BYTES})")
+        raise CheckpointError(
+            f"{path} is not a safetensors weights file (header of {header_bytes} bytes, limit {MAX_HEADER_BYTES})"
+        )
     try:
         return safe_open(str(path), framework="pt", device=str(device))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -115,9 +129,11 @@ def _parse_metadata(f: Any, path: Path) -> tuple[dict[str, Any], ModelConfig]:
     if _nesting(metadata) > MAX_NESTING:
         raise CheckpointError(f"{path}: kdic metadata is nested deeper than {MAX_NESTING} levels")
     if metadata.get("format") != FORMAT or metadata.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: unsupported weights format {_clip(repr(metadata.get('format')), 80)} "
-                              f"version {_clip(repr(metadata.get('format_version')), 80)} "
-                              f"(this kdic reads {FORMAT} v{FORMAT_VERSION})")
+        raise CheckpointError(
+            f"{path}: unsupported weights format {_clip(repr(metadata.get('format')), 80)} "
+            f"version {_clip(repr(metadata.get('format_version')), 80)} "
+            f"(this kdic reads {FORMAT} v{FORMAT_VERSION})"
+        )
     version, lmbda, extra = metadata.get("kdic_version"), metadata.get("lmbda"), metadata.get("extra", {})
     if not isinstance(version, str) or VERSION_PATTERN.fullmatch(version) is None:
         raise CheckpointError(f"{path}: kdic_version must be a version string, got {_clip(repr(version), 80)}")
@@ -132,8 +148,17 @@ def _parse_metadata(f: Any, path: Path) -> tuple[dict[str, Any], ModelConfig]:
     except ConfigError as exc:
         raise CheckpointError(f"{path}: invalid model config in metadata: {_clip(str(exc))}") from None
     plain_config = json.loads(json.dumps(to_dict(config)))  # JSON types (lists, not tuples), defaults filled in
-    return ({"format": FORMAT, "format_version": FORMAT_VERSION, "kdic_version": version,
-             "config": plain_config, "lmbda": lmbda, "extra": extra}, config)
+    return (
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kdic_version": version,
+            "config": plain_config,
+            "lmbda": lmbda,
+            "extra": extra,
+        },
+        config,
+    )
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -175,8 +200,9 @@ def _check_tensor_table(config: ModelConfig, f: Any, path: Path) -> None:
     problems += [f"unexpected {k!r}" for k in stored if k not in expected]  # repr: names come from the file
     if problems:
         more = f" (and {len(problems) - MAX_PROBLEMS} more)" if len(problems) > MAX_PROBLEMS else ""
-        raise CheckpointError(f"{path}: weights do not match the model config: "
-                              f"{_clip('; '.join(problems[:MAX_PROBLEMS]))}{more}")
+        raise CheckpointError(
+            f"{path}: weights do not match the model config: {_clip('; '.join(problems[:MAX_PROBLEMS]))}{more}"
+        )
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LearnedImageCodec:
@@ -210,5 +236,7 @@ def weights_digest(model: torch.nn.Module) -> bytes:
         t = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    model._kdic_digest = (key, digest.digest())
-    return model._kdic_digest[1]
+    result = digest.digest()
+    # nn.Module.__setattr__ stores any value; torch annotates it as taking only tensors and modules
+    model._kdic_digest = (key, result)  # type: ignore[assignment]
+    return result

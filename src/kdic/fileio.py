@@ -14,8 +14,9 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, BinaryIO, Callable
+from typing import IO, BinaryIO
 
 from .errors import KdicError
 
@@ -46,7 +47,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], exclusiv
         Path(tmp).unlink(missing_ok=True)
 
 
-def atomic_write_file(path: str | os.PathLike, write: Callable[[BinaryIO], None], exclusive: bool = False) -> None:
+def atomic_write_file(path: str | os.PathLike, write: Callable[[BinaryIO], object], exclusive: bool = False) -> None:
     """Call ``write(f)`` with a binary file that becomes ``path`` only once ``write`` has returned.
 
     The file is anonymous until then where the filesystem allows (Linux ``O_TMPFILE``); elsewhere
@@ -163,7 +164,7 @@ def _link_fd(fd: int, target: Path) -> None:
             raise OSError(code, os.strerror(code), str(target)) from None
 
 
-def _fill(tmp: str, write: Callable[[BinaryIO], None]) -> None:
+def _fill(tmp: str, write: Callable[[BinaryIO], object]) -> None:
     with open(tmp, "wb") as f:
         write(f)
 

@@ -7,7 +7,8 @@ CompressAI do with their model registries.
 
 from __future__ import annotations
 
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar, cast
 
 from .errors import ConfigError
 
@@ -27,9 +28,10 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
-    def __getitem__(self, name: str) -> T:
+    def __getitem__(self, name: object) -> T:
+        """The entry called ``name``; any other value (a config's unchecked field) is a ConfigError."""
         try:
-            return self._entries[name]
+            return self._entries[cast(str, name)]  # a non-str misses (KeyError) or is unhashable (TypeError)
         except (KeyError, TypeError):
             raise ConfigError(f"unknown {self.what} {str(name)[:80]!r}; known: {', '.join(self._entries)}") from None
 

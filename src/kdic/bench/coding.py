@@ -20,14 +20,18 @@ def coding_throughput(num_symbols: int = 1_000_000, chunk: int = 50_000, seed: i
     encoder = StreamEncoder()
     start = time.perf_counter()
     for i in range(0, num_symbols, chunk):
-        encoder.code(symbols[i: i + chunk], indexes[i: i + chunk])
+        encoder.code(symbols[i : i + chunk], indexes[i : i + chunk])
     data = encoder.finish()
     encode_seconds = time.perf_counter() - start
     decoder = StreamDecoder(data, "y")
     start = time.perf_counter()
-    decoded = torch.cat([decoder.code(None, indexes[i: i + chunk]) for i in range(0, num_symbols, chunk)])
+    decoded = torch.cat([decoder.code(None, indexes[i : i + chunk]) for i in range(0, num_symbols, chunk)])
     decode_seconds = time.perf_counter() - start
     if not torch.equal(decoded, symbols):
         raise RuntimeError("range coder round trip failed")
-    return {"symbols": num_symbols, "bits_per_symbol": 8 * len(data) / num_symbols,
-            "encode_symbols_per_s": num_symbols / encode_seconds, "decode_symbols_per_s": num_symbols / decode_seconds}
+    return {
+        "symbols": num_symbols,
+        "bits_per_symbol": 8 * len(data) / num_symbols,
+        "encode_symbols_per_s": num_symbols / encode_seconds,
+        "decode_symbols_per_s": num_symbols / decode_seconds,
+    }

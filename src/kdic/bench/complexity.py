@@ -22,12 +22,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.conv import _ConvNd
 from torch.utils.flop_counter import FlopCounterMode
 
 PAPER_INPUT = (1, 3, 1024, 2048)
 
 
-def _conv_macs(m: nn.Module, x: Tensor, y: Tensor) -> int:
+def _conv_macs(m: _ConvNd, x: Tensor, y: Tensor) -> int:
     return y.numel() * (x.shape[1] // m.groups) * math.prod(m.kernel_size)
 
 
@@ -50,13 +51,24 @@ def _zero(m: nn.Module, x: Tensor, y: Tensor) -> int:
 
 
 THOP_RULES = {
-    nn.Conv1d: _conv_macs, nn.Conv2d: _conv_macs, nn.Conv3d: _conv_macs,
-    nn.ConvTranspose1d: _conv_macs, nn.ConvTranspose2d: _conv_macs, nn.ConvTranspose3d: _conv_macs,
+    nn.Conv1d: _conv_macs,
+    nn.Conv2d: _conv_macs,
+    nn.Conv3d: _conv_macs,
+    nn.ConvTranspose1d: _conv_macs,
+    nn.ConvTranspose2d: _conv_macs,
+    nn.ConvTranspose3d: _conv_macs,
     nn.Linear: _linear_macs,
-    nn.LayerNorm: _norm_macs, nn.BatchNorm1d: _norm_macs, nn.BatchNorm2d: _norm_macs, nn.GroupNorm: _norm_macs,
+    nn.LayerNorm: _norm_macs,
+    nn.BatchNorm1d: _norm_macs,
+    nn.BatchNorm2d: _norm_macs,
+    nn.GroupNorm: _norm_macs,
     nn.InstanceNorm2d: _norm_macs,
     nn.AdaptiveAvgPool2d: _avgpool_macs,
-    nn.ReLU: _zero, nn.LeakyReLU: _zero, nn.ReLU6: _zero, nn.Dropout: _zero, nn.PixelShuffle: _zero,
+    nn.ReLU: _zero,
+    nn.LeakyReLU: _zero,
+    nn.ReLU6: _zero,
+    nn.Dropout: _zero,
+    nn.PixelShuffle: _zero,
     nn.Identity: _zero,
 }
 
@@ -77,7 +89,11 @@ class Complexity:
         return self.input_size[0] * self.input_size[2] * self.input_size[3]
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "input_size": list(self.input_size), "kmacs_per_pixel_paper": self.macs_paper / self.pixels / 1e3}
+        return {
+            **asdict(self),
+            "input_size": list(self.input_size),
+            "kmacs_per_pixel_paper": self.macs_paper / self.pixels / 1e3,
+        }
 
 
 def _part_of(name: str) -> str:

@@ -51,8 +51,9 @@ def _median_timings(samples: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(s[k] for s in samples) for k in samples[0]}
 
 
-def measure(spec: str, width: int, height: int, runs: int, train_batch: int, train_size: int, train_steps: int,
-            threads: int) -> dict:
+def measure(
+    spec: str, width: int, height: int, runs: int, train_batch: int, train_size: int, train_steps: int, threads: int
+) -> dict:
     """All measurements of one model (runs in a child process)."""
     from ..codec import decode_bytes, encode_image
     from .throughput import training_step_seconds
@@ -70,8 +71,13 @@ def measure(spec: str, width: int, height: int, runs: int, train_batch: int, tra
     m = model.config.transform.latent_channels
     g_s = count_complexity(model.g_s, (1, m, -(-height // 64) * 4, -(-width // 64) * 4))
     latent = count_complexity(model.latent_codec, (1, m, -(-height // 64) * 4, -(-width // 64) * 4))
-    result = {"model": spec, "name": model.config.name, "encode": _median_timings(encode_samples),
-              "decode": _median_timings(decode_samples), "decoder_macs": g_s.macs_total + latent.macs_total}
+    result = {
+        "model": spec,
+        "name": model.config.name,
+        "encode": _median_timings(encode_samples),
+        "decode": _median_timings(decode_samples),
+        "decoder_macs": g_s.macs_total + latent.macs_total,
+    }
     if train_steps > 0:
         step = training_step_seconds(_build(spec), train_batch, train_size, steps=train_steps, warmup=1)
         result["train_samples_per_s"] = train_batch / step
@@ -79,8 +85,16 @@ def measure(spec: str, width: int, height: int, runs: int, train_batch: int, tra
     return result
 
 
-def bench(specs: list[str], width: int = 768, height: int = 512, runs: int = 3, train_batch: int = 8,
-          train_size: int = 256, train_steps: int = 2, threads: int | None = None) -> dict:
+def bench(
+    specs: list[str],
+    width: int = 768,
+    height: int = 512,
+    runs: int = 3,
+    train_batch: int = 8,
+    train_size: int = 256,
+    train_steps: int = 2,
+    threads: int | None = None,
+) -> dict:
     """Report for each preset or weights file; ratios are to the first model."""
     from ..entropy.coder import fixed_threads
 
@@ -91,18 +105,36 @@ def bench(specs: list[str], width: int = 768, height: int = 512, runs: int = 3, 
     rows = []
     for spec in specs:
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            row = pool.submit(measure, spec, width, height, runs, train_batch, train_size, train_steps, threads).result()
+            row = pool.submit(
+                measure, spec, width, height, runs, train_batch, train_size, train_steps, threads
+            ).result()
         with torch.device("meta"):
             complexity = count_complexity(_build_meta(spec), PAPER_INPUT)
-        row.update(params_paper=complexity.params_paper, params_total=complexity.params_total,
-                   macs_paper_2k=complexity.macs_paper, macs_total_2k=complexity.macs_total,
-                   decode_compute_bound_s=row["decoder_macs"] / matmul_rate)
+        row.update(
+            params_paper=complexity.params_paper,
+            params_total=complexity.params_total,
+            macs_paper_2k=complexity.macs_paper,
+            macs_total_2k=complexity.macs_total,
+            decode_compute_bound_s=row["decoder_macs"] / matmul_rate,
+        )
         rows.append(row)
-    return {"machine": {"processor": platform.processor() or platform.machine(), "threads": threads,
-                        "torch": torch.__version__, "peak_matmul_gmacs_1_thread": matmul_rate / 1e9},
-            "settings": {"resolution": f"{width}x{height}", "runs": runs, "warmup": 1,
-                         "train_batch": train_batch, "train_size": train_size, "train_steps": train_steps},
-            "models": rows}
+    return {
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "threads": threads,
+            "torch": torch.__version__,
+            "peak_matmul_gmacs_1_thread": matmul_rate / 1e9,
+        },
+        "settings": {
+            "resolution": f"{width}x{height}",
+            "runs": runs,
+            "warmup": 1,
+            "train_batch": train_batch,
+            "train_size": train_size,
+            "train_steps": train_steps,
+        },
+        "models": rows,
+    }
 
 
 def _build_meta(spec: str):
@@ -120,29 +152,43 @@ def render_markdown(report: dict) -> str:
     first = rows[0]
     s = report["settings"]
     m = report["machine"]
-    lines = [f"Machine: {m['processor']}, {m['threads']} threads, torch {m['torch']}; single-thread peak float32 "
-             f"matmul {m['peak_matmul_gmacs_1_thread']:.1f} GMAC/s (entropy networks and synthesis run single-threaded "
-             f"in the codec, for bit-exact decoding). Latency at {s['resolution']}: median of {s['runs']} runs after "
-             f"{s['warmup']} warm-up, real bitstreams. Training throughput at batch {s['train_batch']} x "
-             f"{s['train_size']}^2.", "",
-             "| model | params M (paper / all) | MACs T @2048x1024 (paper / all) | encode s | decode s | "
-             "train samples/s | peak RSS MB | params ratio | MACs ratio | decode ratio | throughput ratio |",
-             "|" + "---|" * 11]
+    lines = [
+        f"Machine: {m['processor']}, {m['threads']} threads, torch {m['torch']}; single-thread peak float32 "
+        f"matmul {m['peak_matmul_gmacs_1_thread']:.1f} GMAC/s (entropy networks and synthesis run single-threaded "
+        f"in the codec, for bit-exact decoding). Latency at {s['resolution']}: median of {s['runs']} runs after "
+        f"{s['warmup']} warm-up, real bitstreams. Training throughput at batch {s['train_batch']} x "
+        f"{s['train_size']}^2.",
+        "",
+        "| model | params M (paper / all) | MACs T @2048x1024 (paper / all) | encode s | decode s | "
+        "train samples/s | peak RSS MB | params ratio | MACs ratio | decode ratio | throughput ratio |",
+        "|" + "---|" * 11,
+    ]
     for r in rows:
         throughput = r.get("train_samples_per_s")
-        ratio_tp = (throughput / first["train_samples_per_s"]) if throughput and first.get("train_samples_per_s") else None
+        ratio_tp = (
+            (throughput / first["train_samples_per_s"]) if throughput and first.get("train_samples_per_s") else None
+        )
         lines.append(
             f"| {r['name']} | {r['params_paper'] / 1e6:.2f} / {r['params_total'] / 1e6:.2f} "
             f"| {r['macs_paper_2k'] / 1e12:.3f} / {r['macs_total_2k'] / 1e12:.3f} | {r['encode']['total']:.3f} "
-            f"| {r['decode']['total']:.3f} | {'-' if throughput is None else f'{throughput:.2f}'} | {r['peak_rss_mb']:.0f} "
+            f"| {r['decode']['total']:.3f} | {'-' if throughput is None else f'{throughput:.2f}'} "
+            f"| {r['peak_rss_mb']:.0f} "
             f"| {r['params_paper'] / first['params_paper']:.2f} | {r['macs_paper_2k'] / first['macs_paper_2k']:.2f} "
-            f"| {r['decode']['total'] / first['decode']['total']:.2f} | {'-' if ratio_tp is None else f'{ratio_tp:.2f}'} |")
-    lines += ["", "| model | encode: analysis / entropy / synthesis s | decode: entropy / synthesis s "
-              "| decoder GMACs | compute-bound decode s | decode / bound |", "|" + "---|" * 6]
+            f"| {r['decode']['total'] / first['decode']['total']:.2f} "
+            f"| {'-' if ratio_tp is None else f'{ratio_tp:.2f}'} |"
+        )
+    lines += [
+        "",
+        "| model | encode: analysis / entropy / synthesis s | decode: entropy / synthesis s "
+        "| decoder GMACs | compute-bound decode s | decode / bound |",
+        "|" + "---|" * 6,
+    ]
     for r in rows:
         e, d = r["encode"], r["decode"]
-        lines.append(f"| {r['name']} | {e['analysis transform']:.3f} / {e['entropy coding']:.3f} / "
-                     f"{e['synthesis transform']:.3f} | {d['entropy decoding']:.3f} / {d['synthesis transform']:.3f} "
-                     f"| {r['decoder_macs'] / 1e9:.1f} | {r['decode_compute_bound_s']:.3f} "
-                     f"| {d['total'] / r['decode_compute_bound_s']:.1f}x |")
+        lines.append(
+            f"| {r['name']} | {e['analysis transform']:.3f} / {e['entropy coding']:.3f} / "
+            f"{e['synthesis transform']:.3f} | {d['entropy decoding']:.3f} / {d['synthesis transform']:.3f} "
+            f"| {r['decoder_macs'] / 1e9:.1f} | {r['decode_compute_bound_s']:.3f} "
+            f"| {d['total'] / r['decode_compute_bound_s']:.1f}x |"
+        )
     return "\n".join(lines)

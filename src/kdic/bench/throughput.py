@@ -10,8 +10,15 @@ import torch
 from ..models import LearnedImageCodec
 
 
-def training_step_seconds(model: LearnedImageCodec, batch: int = 8, size: int = 128, steps: int = 8,
-                          warmup: int = 2, lmbda: float = 0.013, device: torch.device = torch.device("cpu")) -> float:
+def training_step_seconds(
+    model: LearnedImageCodec,
+    batch: int = 8,
+    size: int = 128,
+    steps: int = 8,
+    warmup: int = 2,
+    lmbda: float = 0.013,
+    device: torch.device = torch.device("cpu"),
+) -> float:
     """Median wall time of one full step (forward, RD + aux loss, backward, Adam) on random crops."""
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)

@@ -32,9 +32,14 @@ class ZooRow:
         return 100 * (self.complexity.macs_paper / 1e12 / self.paper_macs_t - 1)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, **self.complexity.to_dict(), "paper_params_m": self.paper_params_m,
-                "paper_macs_t": self.paper_macs_t, "params_deviation_pct": self.params_deviation,
-                "macs_deviation_pct": self.macs_deviation}
+        return {
+            "name": self.name,
+            **self.complexity.to_dict(),
+            "paper_params_m": self.paper_params_m,
+            "paper_macs_t": self.paper_macs_t,
+            "params_deviation_pct": self.params_deviation,
+            "macs_deviation_pct": self.macs_deviation,
+        }
 
 
 def zoo_rows(names: list[str] | None = None, quiet: bool = False) -> list[ZooRow]:
@@ -54,12 +59,16 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def render_table(rows: list[ZooRow]) -> str:
     """Markdown table; params in M, MACs in T at 2048x1024."""
-    head = ("| model | params M (paper conv.) | params M (all) | MACs T @2048x1024 (paper conv.) | MACs T (all ops) "
-            "| paper params M | paper FLOPs T | dev. params % | dev. MACs % |")
+    head = (
+        "| model | params M (paper conv.) | params M (all) | MACs T @2048x1024 (paper conv.) | MACs T (all ops) "
+        "| paper params M | paper FLOPs T | dev. params % | dev. MACs % |"
+    )
     lines = [head, "|" + "---|" * 9]
     for r in rows:
         c = r.complexity
-        lines.append(f"| {r.name} | {c.params_paper / 1e6:.2f} | {c.params_total / 1e6:.2f} | {c.macs_paper / 1e12:.3f} "
-                     f"| {c.macs_total / 1e12:.3f} | {_fmt(r.paper_params_m, '.2f')} | {_fmt(r.paper_macs_t, '.2f')} "
-                     f"| {_fmt(r.params_deviation, '+.2f')} | {_fmt(r.macs_deviation, '+.2f')} |")
+        lines.append(
+            f"| {r.name} | {c.params_paper / 1e6:.2f} | {c.params_total / 1e6:.2f} | {c.macs_paper / 1e12:.3f} "
+            f"| {c.macs_total / 1e12:.3f} | {_fmt(r.paper_params_m, '.2f')} | {_fmt(r.paper_macs_t, '.2f')} "
+            f"| {_fmt(r.params_deviation, '+.2f')} | {_fmt(r.macs_deviation, '+.2f')} |"
+        )
     return "\n".join(lines)

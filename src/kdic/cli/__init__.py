@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import KdicError
@@ -21,8 +21,11 @@ from .common import COMMANDS, HelpFormatter
 
 def build_parser(command: str | None = None, argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The ``kdic`` parser with every command listed and ``command`` (if any) fully configured."""
-    parser = argparse.ArgumentParser(prog="kdic", description="Learned image compression and its knowledge "
-                                     "distillation.", formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="kdic",
+        description="Learned image compression and its knowledge distillation.",
+        formatter_class=HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"kdic {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, entry in COMMANDS.items():

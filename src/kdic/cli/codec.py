@@ -6,8 +6,8 @@ import argparse
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tqdm import tqdm
 
@@ -21,13 +21,20 @@ def _add_codec_args(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("-o", "--output", help="output file, or an existing folder (default: beside each input)")
     p.add_argument("--weights", help="weights file (.safetensors) written by kdic")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--verbose", action="store_true",
-                   help="also report what costs extra passes (rate estimate, PSNR), where the time went, the whole "
-                        "command's time, and what was done to each input (EXIF orientation, colour profile)")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also report what costs extra passes (rate estimate, PSNR), where the time went, the whole "
+        "command's time, and what was done to each input (EXIF orientation, colour profile)",
+    )
     add_quiet(p, "print nothing but errors")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="torch threads (default: all cores); files of format 3 decode to the same latents whatever "
-                        "N and whatever the machine")
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads (default: all cores); files of format 3 decode to the same latents whatever "
+        "N and whatever the machine",
+    )
 
 
 def _encoder_model(args: argparse.Namespace):
@@ -47,15 +54,31 @@ def _configure_compress(p: argparse.ArgumentParser, argv: Sequence[str]) -> None
     _add_codec_args(p, "compress")
     roles = ", ".join(f"'{role}' ({preset})" for role, preset in ROLES.items())
     p.add_argument("--model", help=f"shipped weights to use: {roles} or a preset name (default: '{DEFAULT_ROLE}')")
-    p.add_argument("--quality", type=int, choices=list(QUALITY_LAMBDAS), metavar="Q",
-                   help="rate point of the shipped weights: " + ", ".join(
-                       f"{q}: lambda {v:g}" for q, v in QUALITY_LAMBDAS.items()) + f" (default: {DEFAULT_QUALITY})")
-    p.add_argument("--lmbda", type=float, help="rate point of variable-rate --weights: any lambda in their range "
-                                               "(kdic info shows it)")
-    p.add_argument("--target-bpp", type=float, help="variable-rate --weights: per image, the lambda whose file is at "
-                                                    "most this many bits per pixel (bisection on real coding)")
-    p.add_argument("--target-psnr", type=float, help="variable-rate --weights: per image, the lambda whose decoded "
-                                                     "PSNR is at least this (dB)")
+    p.add_argument(
+        "--quality",
+        type=int,
+        choices=list(QUALITY_LAMBDAS),
+        metavar="Q",
+        help="rate point of the shipped weights: "
+        + ", ".join(f"{q}: lambda {v:g}" for q, v in QUALITY_LAMBDAS.items())
+        + f" (default: {DEFAULT_QUALITY})",
+    )
+    p.add_argument(
+        "--lmbda",
+        type=float,
+        help="rate point of variable-rate --weights: any lambda in their range (kdic info shows it)",
+    )
+    p.add_argument(
+        "--target-bpp",
+        type=float,
+        help="variable-rate --weights: per image, the lambda whose file is at "
+        "most this many bits per pixel (bisection on real coding)",
+    )
+    p.add_argument(
+        "--target-psnr",
+        type=float,
+        help="variable-rate --weights: per image, the lambda whose decoded PSNR is at least this (dB)",
+    )
     p.add_argument("--max-passes", type=int, default=12, help="coding passes a --target search may take")
     p.set_defaults(func=compress)
 
@@ -98,8 +121,11 @@ def compress(args: argparse.Namespace) -> int:
             return []
         line = f"{src.name} -> {dst}: {report.num_bytes} bytes, {report.bits_per_pixel:.4f} bpp"
         if report_more:
-            line += (f" (estimate {report.estimated_bits_per_pixel:.4f}), PSNR "
-                     f"{psnr_uint8(coded.reconstruction, image):.2f} dB")
+            assert coded.reconstruction is not None  # reconstruct=report_more
+            line += (
+                f" (estimate {report.estimated_bits_per_pixel:.4f}), PSNR "
+                f"{psnr_uint8(coded.reconstruction, image):.2f} dB"
+            )
         if model.variable_rate:
             line += f", lambda {coded.lmbda:.5g}"
         if choice.metric is not None:
@@ -113,8 +139,11 @@ def compress(args: argparse.Namespace) -> int:
 
     code = code_each(pairs, compress_one, "compressing", "image", args.quiet)
     if report_more:
-        print(f"kdic: {len(pairs)} image(s) in {time.perf_counter() - started:.3f} s "
-              f"(importing the codec and loading the weights {loaded:.3f} s)", file=sys.stderr)
+        print(
+            f"kdic: {len(pairs)} image(s) in {time.perf_counter() - started:.3f} s "
+            f"(importing the codec and loading the weights {loaded:.3f} s)",
+            file=sys.stderr,
+        )
     return code
 
 
@@ -161,6 +190,9 @@ def decompress(args: argparse.Namespace) -> int:
 
     code = code_each(pairs, decompress_one, "decompressing", "file", args.quiet)
     if args.verbose and not args.quiet:
-        print(f"kdic: {len(pairs)} file(s) in {time.perf_counter() - started:.3f} s (start-up and loading "
-              "weights included)", file=sys.stderr)
+        print(
+            f"kdic: {len(pairs)} file(s) in {time.perf_counter() - started:.3f} s (start-up and loading "
+            "weights included)",
+            file=sys.stderr,
+        )
     return code

@@ -8,9 +8,9 @@ import json
 import os
 import sys
 import textwrap
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from tqdm import tqdm
 
@@ -86,8 +86,14 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def plan_outputs(inputs: Sequence[str], output: str | None, suffixes: Iterable[str], out_suffix: str,
-                 force: bool, beside_suffix: str | None = None) -> list[tuple[Path, Path]]:
+def plan_outputs(
+    inputs: Sequence[str],
+    output: str | None,
+    suffixes: Iterable[str],
+    out_suffix: str,
+    force: bool,
+    beside_suffix: str | None = None,
+) -> list[tuple[Path, Path]]:
     """(input, output) pairs: one file to one file, files/folders into an existing folder, or (no
     output given) each output beside its input, named with ``beside_suffix`` (default ``out_suffix``).
 
@@ -133,15 +139,17 @@ def plan_outputs(inputs: Sequence[str], output: str | None, suffixes: Iterable[s
         if not dst.exists():
             continue
         if identity(dst) in input_files:
-            raise KdicError(f"output {dst} would overwrite the input {input_files[identity(dst)]} "
-                            "(refused even with --force)")
+            raise KdicError(
+                f"output {dst} would overwrite the input {input_files[identity(dst)]} (refused even with --force)"
+            )
         if not force:
             raise KdicError(f"{dst} exists; use --force to overwrite")
     return pairs
 
 
-def code_each(pairs: list[tuple[Path, Path]], code: Callable[[Path, Path], list[str]], desc: str, unit: str,
-              quiet: bool) -> int:
+def code_each(
+    pairs: list[tuple[Path, Path]], code: Callable[[Path, Path], list[str]], desc: str, unit: str, quiet: bool
+) -> int:
     """Run ``code(src, dst)`` on every pair and print the lines it returns. A single input fails like
     any error; of several, a failing one is reported on one line and skipped, and a closing count
     and exit status 2 say so. Lines go through the progress bar, so they never interleave with it."""

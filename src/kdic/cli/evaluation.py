@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..data import DEFAULT_RATES
 from ..errors import KdicError
@@ -27,11 +27,19 @@ def _add_images(p: argparse.ArgumentParser) -> None:
 
 @command("eval", "real-bitstream RD evaluation of checkpoints (one curve), CompressAI-style JSON")
 def _configure_eval(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
-    p.add_argument("--weights", nargs="+", required=True,
-                   help="weights files: one per rate point, or variable-rate ones coded at several lambdas each")
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        required=True,
+        help="weights files: one per rate point, or variable-rate ones coded at several lambdas each",
+    )
     p.add_argument("--lmbdas", type=float, nargs="+", metavar="L", help="rate points of variable-rate weights")
-    p.add_argument("--rates", type=int, help="variable-rate weights without --lmbdas: this many lambdas log-spaced "
-                                             f"over their range (default: {DEFAULT_RATES})")
+    p.add_argument(
+        "--rates",
+        type=int,
+        help="variable-rate weights without --lmbdas: this many lambdas log-spaced "
+        f"over their range (default: {DEFAULT_RATES})",
+    )
     _add_images(p)
     p.add_argument("-o", "--output", required=True, help="results JSON to write")
     p.add_argument("--name", help="curve name (default: the model name)")
@@ -58,10 +66,12 @@ def evaluate(args: argparse.Namespace) -> int:
         r, meta = result["results"], result["meta"]
         for i, bpp in enumerate(r["bpp"]):
             ms, lmbda = r["ms-ssim-rgb"][i], meta["lmbda"][i]
-            print(f"{meta['weights'][i]} (lambda {'-' if lmbda is None else f'{lmbda:.5g}'}): {bpp:.4f} bpp "
-                  f"(estimate {r['estimated_bpp'][i]:.4f}), PSNR {r['psnr-rgb'][i]:.2f} dB, "
-                  f"MS-SSIM {'-' if ms is None else f'{ms:.4f}'}, encode {r['encoding_time'][i]:.3f} s, "
-                  f"decode {r['decoding_time'][i]:.3f} s")
+            print(
+                f"{meta['weights'][i]} (lambda {'-' if lmbda is None else f'{lmbda:.5g}'}): {bpp:.4f} bpp "
+                f"(estimate {r['estimated_bpp'][i]:.4f}), PSNR {r['psnr-rgb'][i]:.2f} dB, "
+                f"MS-SSIM {'-' if ms is None else f'{ms:.4f}'}, encode {r['encoding_time'][i]:.3f} s, "
+                f"decode {r['decoding_time'][i]:.3f} s"
+            )
         print(f"results written to {args.output}")
     return 0
 
@@ -87,9 +97,16 @@ def bdrate(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         for spec in args.tests:
             test = load_curve(spec, args.metric)
-            rows.append({"test": test.name, "anchor": anchor.name, "metric": args.metric, "method": args.method,
-                         "bd_rate_pct": bd_rate(test, anchor, args.method),
-                         "bd_quality": bd_quality(test, anchor, args.method)})
+            rows.append(
+                {
+                    "test": test.name,
+                    "anchor": anchor.name,
+                    "metric": args.metric,
+                    "method": args.method,
+                    "bd_rate_pct": bd_rate(test, anchor, args.method),
+                    "bd_quality": bd_quality(test, anchor, args.method),
+                }
+            )
     for warning in caught:
         print(f"kdic: warning: {warning.message}", file=sys.stderr)
     if args.json:
@@ -97,8 +114,10 @@ def bdrate(args: argparse.Namespace) -> int:
         return 0
     unit = "dB" if args.metric == "psnr-rgb" else ""
     for r in rows:
-        print(f"{r['test']} vs {r['anchor']} ({r['method']}, {r['metric']}): BD-rate {r['bd_rate_pct']:+.2f} %, "
-              f"BD-{args.metric} {r['bd_quality']:+.3f} {unit}")
+        print(
+            f"{r['test']} vs {r['anchor']} ({r['method']}, {r['metric']}): BD-rate {r['bd_rate_pct']:+.2f} %, "
+            f"BD-{args.metric} {r['bd_quality']:+.3f} {unit}"
+        )
     return 0
 
 
@@ -107,8 +126,13 @@ def _configure_plot(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     p.add_argument("curves", nargs="+", help="result files (FILE or FILE#dataset/method)")
     p.add_argument("-o", "--output", required=True, help="output path without suffix; .png and .svg are written")
     _add_metric(p)
-    p.add_argument("--anchors", nargs="*", default=[], metavar="CURVE",
-                   help="other codecs to compare with (same forms), drawn dashed")
+    p.add_argument(
+        "--anchors",
+        nargs="*",
+        default=[],
+        metavar="CURVE",
+        help="other codecs to compare with (same forms), drawn dashed",
+    )
     p.add_argument("--max-bpp", type=float, help="show bpp from 0 to this only (the y range follows)")
     p.add_argument("--title", default="", help="plot title")
     p.set_defaults(func=plot)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..configs import bundled_names
 from ..errors import KdicError
@@ -15,15 +15,22 @@ from .common import command
 
 def _add_study(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", help=f"a bundled study ({', '.join(bundled_names('studies'))}) or a plan file (.json)")
-    p.add_argument("--root", type=Path, default=Path("."),
-                   help="the checkout the study's paths are relative to (default: the current folder)")
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=Path("."),
+        help="the checkout the study's paths are relative to (default: the current folder)",
+    )
 
 
 @command("study", "plan, start or resume a study's runs (e.g. the CPU-scale reproduction, cpu-repro)")
 def _configure_study(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
-    p.add_argument("action", choices=["plan", "run", "finalize"],
-                   help="plan: every run, its steps and CPU cost; run: start or resume what fits; finalize: "
-                        "export, keep and evaluate one trained run")
+    p.add_argument(
+        "action",
+        choices=["plan", "run", "finalize"],
+        help="plan: every run, its steps and CPU cost; run: start or resume what fits; finalize: "
+        "export, keep and evaluate one trained run",
+    )
     _add_study(p)
     p.add_argument("--minutes", type=float, default=150, help="run: wall-clock minutes this session can give")
     p.add_argument("--jobs", type=int, default=2, help="run: runs side by side (one thread each)")

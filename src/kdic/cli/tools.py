@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..data import DEFAULT_QUALITY, QUALITY_LAMBDAS
 from ..errors import KdicError
@@ -59,8 +59,16 @@ def bench(args: argparse.Namespace) -> int:
     from ..bench.report import render_markdown
     from ..fileio import atomic_write_bytes
 
-    report = run_bench(args.models, int(width), int(height), args.runs, args.train_batch, args.train_size,
-                       args.train_steps, args.threads)
+    report = run_bench(
+        args.models,
+        int(width),
+        int(height),
+        args.runs,
+        args.train_batch,
+        args.train_size,
+        args.train_steps,
+        args.threads,
+    )
     markdown = render_markdown(report)
     print(markdown)
     if args.json:
@@ -91,8 +99,11 @@ def info(args: argparse.Namespace) -> int:
             described = {"file": str(path), **describe(path.read_bytes())}
         except KdicError as exc:
             raise KdicError(f"{path}: {exc}") from None
-        print(json.dumps(described, indent=2) if args.json
-              else "\n".join(f"{k + ':':16s}{v}" for k, v in described.items()))
+        print(
+            json.dumps(described, indent=2)
+            if args.json
+            else "\n".join(f"{k + ':':16s}{v}" for k, v in described.items())
+        )
         return 0
     metadata = read_metadata(path)  # validated: every field below exists and has its type
     if args.json:
@@ -104,8 +115,10 @@ def info(args: argparse.Namespace) -> int:
     vr = config.get("variable_rate")
     if vr is not None:
         lmbdas = vr["lmbdas"]
-        print(f"lambda:        {lmbdas[0]:g} to {lmbdas[-1]:g} (variable rate: {vr['method']}, "
-              f"{len(lmbdas)} anchors {', '.join(f'{v:g}' for v in lmbdas)})")
+        print(
+            f"lambda:        {lmbdas[0]:g} to {lmbdas[-1]:g} (variable rate: {vr['method']}, "
+            f"{len(lmbdas)} anchors {', '.join(f'{v:g}' for v in lmbdas)})"
+        )
     else:
         print(f"lambda:        {metadata['lmbda']}")
     print(f"kdic version:  {metadata['kdic_version']}")
@@ -137,9 +150,13 @@ def export(args: argparse.Namespace) -> int:
 
     metadata = read_metadata(args.weights)
     model = load(args.weights)
-    save(model, output, lmbda=metadata.get("lmbda"),
-         extra={**metadata.get("extra", {}), "exported_from": Path(args.weights).name},
-         dtype=torch.float16 if args.half else None)
+    save(
+        model,
+        output,
+        lmbda=metadata.get("lmbda"),
+        extra={**metadata.get("extra", {}), "exported_from": Path(args.weights).name},
+        dtype=torch.float16 if args.half else None,
+    )
     if not args.quiet:
         print(f"{args.weights} -> {output} ({output.stat().st_size / 1e6:.2f} MB{', float16' if args.half else ''})")
     return 0
@@ -151,8 +168,14 @@ def _configure_import(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
 
     p.add_argument("source", help="checkpoint: .pth/.pth.tar/.pt (read with weights_only=True) or .safetensors")
     p.add_argument("-o", "--output", required=True, help="kdic weights file to write")
-    p.add_argument("--from", dest="source_kind", required=True, choices=list(IMPORTERS), metavar="SOURCE",
-                   help="what the checkpoint holds: " + ", ".join(IMPORTERS))
+    p.add_argument(
+        "--from",
+        dest="source_kind",
+        required=True,
+        choices=list(IMPORTERS),
+        metavar="SOURCE",
+        help="what the checkpoint holds: " + ", ".join(IMPORTERS),
+    )
     p.add_argument("--partial", action="store_true", help="the checkpoint holds only the transforms (g_a.*, g_s.*)")
     p.add_argument("--lmbda", type=float, help="the lambda it was trained at (recorded; distillation defaults to it)")
     p.add_argument("--name", help="model name (default: the source and its widths)")
@@ -167,22 +190,36 @@ def import_(args: argparse.Namespace) -> int:
     from ..importers import import_checkpoint
 
     model = import_checkpoint(args.source, args.source_kind, partial=args.partial, name=args.name)
-    save(model, output, lmbda=args.lmbda, extra={"imported_from": args.source_kind,
-                                                 "source_file": Path(args.source).name, "partial": args.partial})
+    save(
+        model,
+        output,
+        lmbda=args.lmbda,
+        extra={"imported_from": args.source_kind, "source_file": Path(args.source).name, "partial": args.partial},
+    )
     if not args.quiet:
-        print(f"{args.source} ({args.source_kind}) -> {output}: model {model.config.name!r}, "
-              f"{model.num_parameters():,} parameters{', transforms only' if args.partial else ''}")
+        print(
+            f"{args.source} ({args.source_kind}) -> {output}: model {model.config.name!r}, "
+            f"{model.num_parameters():,} parameters{', transforms only' if args.partial else ''}"
+        )
     return 0
 
 
-@command("datasets", "list and fetch the standard data sets (Kodak, CLIC, Tecnick, DIV2K, Flickr2W) into a cache, "
-                     "verified by SHA-256, resumable")
+@command(
+    "datasets",
+    "list and fetch the standard data sets (Kodak, CLIC, Tecnick, DIV2K, Flickr2W) into a cache, "
+    "verified by SHA-256, resumable",
+)
 def _configure_datasets(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     from ..datasets import DATASETS
 
     p.add_argument("action", choices=["list", "fetch", "path"], help="list the sets; fetch one; print its folder")
-    p.add_argument("name", nargs="?", choices=list(DATASETS), metavar="NAME",
-                   help="the set to fetch or locate: " + ", ".join(DATASETS))
+    p.add_argument(
+        "name",
+        nargs="?",
+        choices=list(DATASETS),
+        metavar="NAME",
+        help="the set to fetch or locate: " + ", ".join(DATASETS),
+    )
     p.add_argument("--cache", type=Path, help="cache folder (default: $KDIC_DATA or ~/.cache/kdic/datasets)")
     add_quiet(p)
     p.set_defaults(func=datasets)
@@ -210,16 +247,24 @@ def datasets(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{source.name}: {source.licence}", file=sys.stderr)
         if any(f.sha256 is None for f in source.files):
-            print(f"kdic: notice: {source.name} has no published checksum; the SHA-256 of this download is recorded "
-                  "in its manifest", file=sys.stderr)
+            print(
+                f"kdic: notice: {source.name} has no published checksum; the SHA-256 of this download is recorded "
+                "in its manifest",
+                file=sys.stderr,
+            )
     print(fetch_dataset(source, cache, args.quiet))
     return 0
 
 
 @command("demo", "the main job: code a sample with the shipped teacher and student, then a short SMoDi distillation")
 def _configure_demo(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
-    p.add_argument("--quality", type=int, default=DEFAULT_QUALITY, choices=list(QUALITY_LAMBDAS),
-                   help="rate point of the shipped weights")
+    p.add_argument(
+        "--quality",
+        type=int,
+        default=DEFAULT_QUALITY,
+        choices=list(QUALITY_LAMBDAS),
+        help="rate point of the shipped weights",
+    )
     p.add_argument("--distill-steps", type=int, default=240, help="steps of the distillation demo")
     add_quiet(p)
     p.set_defaults(func=demo)

@@ -10,7 +10,8 @@ Layout of format versions 2 and 3 (all integers little-endian; see docs/bitstrea
 Version 3 has version 2's layout; its entropy parameters are computed with order-independent
 arithmetic (``kdic.entropy.exact``), so it decodes identically on every machine, thread count and
 device. Versions 1 and 2 (still read) computed them in float32 on one thread: exact only on CPUs
-that compute those floats as the encoder's did. Version 1 (still read) has no channels, tiles, lambda or content digest, and a u8 stream count. The CRC
+that compute those floats as the encoder's did. Version 1 (still read) has no channels, tiles,
+lambda or content digest, and a u8 stream count. The CRC
 covers every byte before it, so any corruption is caught before a single symbol is decoded; sizes,
 tiles and the model id are checked before anything is allocated or looked up, and a decoder
 checks that there are exactly two streams (y, z) per entropy tile. The content digest binds the
@@ -75,8 +76,10 @@ class Header:
             raise BitstreamError(f"invalid lambda {self.lmbda!r} (0 to {MAX_LMBDA})")
         if self.version == 1:
             return
-        for what, tile, limit in (("entropy", self.entropy_tile, MAX_ENTROPY_TILE),
-                                  ("transform", self.transform_tile, MAX_TRANSFORM_TILE)):
+        for what, tile, limit in (
+            ("entropy", self.entropy_tile, MAX_ENTROPY_TILE),
+            ("transform", self.transform_tile, MAX_TRANSFORM_TILE),
+        ):
             if not (TILE_STEP <= tile <= limit and tile % TILE_STEP == 0):
                 raise BitstreamError(f"invalid {what} tile {tile} (multiples of {TILE_STEP} up to {limit})")
         if len(self.content_digest) != DIGEST_BYTES:
@@ -84,9 +87,21 @@ class Header:
 
     def bound_fields(self) -> bytes:
         """The fields the content digest covers: all of the header that says what the streams mean."""
-        return b"|".join([self.model_id.encode(), self.weights_digest,
-                          struct.pack("<IIBHHf", self.width, self.height, self.channels, self.entropy_tile,
-                                      self.transform_tile, self.lmbda)])
+        return b"|".join(
+            [
+                self.model_id.encode(),
+                self.weights_digest,
+                struct.pack(
+                    "<IIBHHf",
+                    self.width,
+                    self.height,
+                    self.channels,
+                    self.entropy_tile,
+                    self.transform_tile,
+                    self.lmbda,
+                ),
+            ]
+        )
 
 
 def check_image_size(width: int, height: int) -> None:
@@ -94,8 +109,9 @@ def check_image_size(width: int, height: int) -> None:
     if width < 1 or height < 1:
         raise BitstreamError(f"image size {width}x{height} is empty")
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise BitstreamError(f"image size {width}x{height} exceeds the limit of {MAX_SIDE} pixels a side "
-                             f"and {MAX_PIXELS} pixels in all")
+        raise BitstreamError(
+            f"image size {width}x{height} exceeds the limit of {MAX_SIDE} pixels a side and {MAX_PIXELS} pixels in all"
+        )
 
 
 def pack(header: Header, streams: list[bytes]) -> bytes:
@@ -103,10 +119,25 @@ def pack(header: Header, streams: list[bytes]) -> bytes:
     if not 1 <= len(streams) <= MAX_STREAMS:
         raise BitstreamError(f"a file holds 1 to {MAX_STREAMS} streams, got {len(streams)}")
     model_id = header.model_id.encode()
-    parts = [MAGIC, struct.pack("<BB", FORMAT_VERSION, len(model_id)), model_id, header.weights_digest,
-             struct.pack("<IIBHHf", header.width, header.height, header.channels, header.entropy_tile,
-                         header.transform_tile, header.lmbda), header.content_digest,
-             struct.pack("<H", len(streams)), struct.pack(f"<{len(streams)}I", *(len(s) for s in streams)), *streams]
+    parts = [
+        MAGIC,
+        struct.pack("<BB", FORMAT_VERSION, len(model_id)),
+        model_id,
+        header.weights_digest,
+        struct.pack(
+            "<IIBHHf",
+            header.width,
+            header.height,
+            header.channels,
+            header.entropy_tile,
+            header.transform_tile,
+            header.lmbda,
+        ),
+        header.content_digest,
+        struct.pack("<H", len(streams)),
+        struct.pack(f"<{len(streams)}I", *(len(s) for s in streams)),
+        *streams,
+    ]
     body = b"".join(parts)
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -118,7 +149,7 @@ class _Reader:
     def take(self, size: int, what: str) -> bytes:
         if self.pos + size > len(self.data):
             raise BitstreamError(f"file is truncated (while reading the {what})")
-        chunk = self.data[self.pos: self.pos + size]
+        chunk = self.data[self.pos : self.pos + size]
         self.pos += size
         return chunk
 
@@ -133,8 +164,9 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     reader.take(4, "magic")
     version, id_length = struct.unpack("<BB", reader.take(2, "format version"))
     if version not in READABLE_VERSIONS:
-        raise BitstreamError(f"unsupported format version {version} (this kdic reads versions "
-                             f"{', '.join(map(str, READABLE_VERSIONS))})")
+        raise BitstreamError(
+            f"unsupported format version {version} (this kdic reads versions {', '.join(map(str, READABLE_VERSIONS))})"
+        )
     if len(data) < 10:
         raise BitstreamError("file is truncated")
     stored_crc = struct.unpack("<I", data[-4:])[0]
@@ -147,7 +179,8 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     fields: dict = {"version": version, "entropy_tile": 0, "transform_tile": 0, "content_digest": b""}
     if version >= 2:
         fields["channels"], fields["entropy_tile"], fields["transform_tile"], fields["lmbda"] = struct.unpack(
-            "<BHHf", reader.take(9, "channels, tiles and lambda"))
+            "<BHHf", reader.take(9, "channels, tiles and lambda")
+        )
         fields["content_digest"] = reader.take(DIGEST_BYTES, "content digest")
         (count,) = struct.unpack("<H", reader.take(2, "stream count"))
     else:
@@ -169,10 +202,18 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
 def describe(data: bytes) -> dict:
     """What ``kdic info`` shows of a .kdic file: its header and the size of each stream."""
     header, streams = unpack(data)
-    return {"format_version": header.version, "bytes": len(data), "model": header.model_id,
-            "weights_digest": header.weights_digest.hex(), "width": header.width, "height": header.height,
-            "channels": header.channels, "entropy_tile": header.entropy_tile,
-            "transform_tile": header.transform_tile, "lmbda": header.lmbda or None,
-            "content_digest": header.content_digest.hex(),
-            "bits_per_pixel": 8 * len(data) / (header.width * header.height),
-            "stream_bytes": [len(s) for s in streams]}
+    return {
+        "format_version": header.version,
+        "bytes": len(data),
+        "model": header.model_id,
+        "weights_digest": header.weights_digest.hex(),
+        "width": header.width,
+        "height": header.height,
+        "channels": header.channels,
+        "entropy_tile": header.entropy_tile,
+        "transform_tile": header.transform_tile,
+        "lmbda": header.lmbda or None,
+        "content_digest": header.content_digest.hex(),
+        "bits_per_pixel": 8 * len(data) / (header.width * header.height),
+        "stream_bytes": [len(s) for s in streams],
+    }

@@ -93,22 +93,32 @@ def _apply_profile(path: Path, img: Image.Image, icc: bytes, gray: bool, notes: 
     if not HAVE_LITTLECMS:  # profiles cannot be parsed; accept only those that call themselves sRGB
         if b"sRGB" in icc or "sRGB".encode("utf-16-be") in icc:
             return None
-        raise ImageInputError(f"{path}: embedded ICC profile is not sRGB and this Pillow lacks littlecms2 "
-                              "to convert it; convert the image to sRGB first")
+        raise ImageInputError(
+            f"{path}: embedded ICC profile is not sRGB and this Pillow lacks littlecms2 "
+            "to convert it; convert the image to sRGB first"
+        )
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
     except (OSError, ImageCms.PyCMSError) as exc:
-        raise ImageInputError(f"{path}: embedded ICC profile cannot be read ({exc}); "
-                              "strip it or convert the image to sRGB first") from None
+        raise ImageInputError(
+            f"{path}: embedded ICC profile cannot be read ({exc}); strip it or convert the image to sRGB first"
+        ) from None
     space = profile.profile.xcolor_space.strip()
     mode = _PROFILE_MODES.get(space)
-    if not {"RGB": img.mode != "CMYK", "L": gray, "CMYK": img.mode == "CMYK"}.get(mode, False):
-        raise ImageInputError(f"{path}: embedded ICC profile is for {space} data but the image is {img.mode}; "
-                              "strip the profile or convert the image to sRGB first")
+    if mode is None or not {"RGB": img.mode != "CMYK", "L": gray, "CMYK": img.mode == "CMYK"}.get(mode, False):
+        raise ImageInputError(
+            f"{path}: embedded ICC profile is for {space} data but the image is {img.mode}; "
+            "strip the profile or convert the image to sRGB first"
+        )
     try:
-        transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), mode, "RGB",
-                                            ImageCms.Intent.RELATIVE_COLORIMETRIC,
-                                            ImageCms.Flags.BLACKPOINTCOMPENSATION)
+        transform = ImageCms.buildTransform(
+            profile,
+            ImageCms.createProfile("sRGB"),
+            mode,
+            "RGB",
+            ImageCms.Intent.RELATIVE_COLORIMETRIC,
+            ImageCms.Flags.BLACKPOINTCOMPENSATION,
+        )
         if _keeps_values(transform, mode):
             return None
         out = np.array(ImageCms.applyTransform(img.convert(mode), transform), dtype=np.uint8)
@@ -137,8 +147,10 @@ def read_image(path: str | Path, *, notes: list[str] | None = None) -> np.ndarra
     try:
         with Image.open(path) as img:
             if img.mode in ("I", "F") or img.mode.startswith("I;16") or _png_bit_depth(path) == 16:
-                raise ImageInputError(f"{path}: {img.mode if img.mode != 'RGB' else '16-bit RGB'} images are not "
-                                      "supported; convert to 8-bit RGB first")
+                raise ImageInputError(
+                    f"{path}: {img.mode if img.mode != 'RGB' else '16-bit RGB'} images are not "
+                    "supported; convert to 8-bit RGB first"
+                )
             try:
                 check_image_size(img.width, img.height)
             except BitstreamError as exc:
@@ -147,17 +159,21 @@ def read_image(path: str | Path, *, notes: list[str] | None = None) -> np.ndarra
             if frames > 1 and img.format == "MPO":
                 notes.append(f"MPO file with {frames} images: the primary (first) one is read")
             elif frames > 1 and img.format == "TIFF":
-                raise ImageInputError(f"{path}: multi-page TIFF with {frames} pages; kdic codes still images "
-                                      "(extract a page first)")
+                raise ImageInputError(
+                    f"{path}: multi-page TIFF with {frames} pages; kdic codes still images (extract a page first)"
+                )
             elif frames > 1:
-                raise ImageInputError(f"{path}: animated image with {frames} frames; kdic codes still images "
-                                      "(extract a frame first)")
+                raise ImageInputError(
+                    f"{path}: animated image with {frames} frames; kdic codes still images (extract a frame first)"
+                )
             icc = img.info.get("icc_profile")
             orientation = img.getexif().get(ExifTags.Base.Orientation)
             ImageOps.exif_transpose(img, in_place=True)
             if orientation in _ORIENTATIONS:
                 notes.append(f"EXIF orientation {orientation} applied ({_ORIENTATIONS[orientation]})")
-            has_alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info)
+            has_alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+                img.mode == "P" and "transparency" in img.info
+            )
             if has_alpha:
                 alpha = np.asarray(img.convert("RGBA"))[..., 3]
                 if (alpha < 255).any():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -84,6 +85,7 @@ def _timed(timings: dict[str, float], key: str, fn, *args):
     return result
 
 
+_MALLOC_TRIM: Callable[[int], int] | None
 try:
     _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim  # glibc only
 except (OSError, AttributeError, TypeError):
@@ -115,13 +117,19 @@ def tile_grid(box: Box, tile: int) -> list[Box]:
 def entropy_tiles(latent: tuple[int, int], max_tile: int) -> list[Box]:
     """Entropy tiles of at most ``max_tile`` a side, balanced so that no thin strip is left over (a
     strip codes badly: its hyperprior sees little context). Both sides derive them from the header."""
+
+    def ceil_div(a: int, b: int) -> int:
+        return -(-a // b)
+
     def side(length: int) -> int:
-        count = -(-length // max_tile)
-        return -(-(-(-length // count)) // TILE_STEP) * TILE_STEP
+        return ceil_div(ceil_div(length, ceil_div(length, max_tile)), TILE_STEP) * TILE_STEP
 
     rows, cols = latent
-    return [(r, min(r + side(rows), rows), c, min(c + side(cols), cols))
-            for r in range(0, rows, side(rows)) for c in range(0, cols, side(cols))]
+    return [
+        (r, min(r + side(rows), rows), c, min(c + side(cols), cols))
+        for r in range(0, rows, side(rows))
+        for c in range(0, cols, side(cols))
+    ]
 
 
 def _with_margin(start: int, stop: int, limit: int) -> tuple[int, int]:
@@ -144,15 +152,24 @@ def _analyse(model: LearnedImageCodec, image: np.ndarray, box: Box, latent: tupl
         (top, bottom), (left, right) = _with_margin(r0, r1, latent[0]), _with_margin(c0, c1, latent[1])
         stride = model.latent_stride
         y_tile = model.g_a(_pixels(image, (stride * top, stride * bottom), (stride * left, stride * right)))
-        y[..., r0 - box[0]: r1 - box[0], c0 - box[2]: c1 - box[2]] = y_tile[..., r0 - top: r1 - top, c0 - left: c1 - left]
+        y[..., r0 - box[0] : r1 - box[0], c0 - box[2] : c1 - box[2]] = y_tile[
+            ..., r0 - top : r1 - top, c0 - left : c1 - left
+        ]
         del y_tile
         release_freed_memory()
     return y
 
 
 @torch.no_grad()
-def synthesize_image(model: LearnedImageCodec, y_hat: Tensor, height: int, width: int, channels: int,
-                     tile: int, lmbda: float | None = None) -> np.ndarray:
+def synthesize_image(
+    model: LearnedImageCodec,
+    y_hat: Tensor,
+    height: int,
+    width: int,
+    channels: int,
+    tile: int,
+    lmbda: float | None = None,
+) -> np.ndarray:
     """Decoded pixels, tile by tile (each with a margin of latent context), cropped to the image.
 
     A gray image's three reconstructed channels are averaged: the input had them equal.
@@ -165,11 +182,11 @@ def synthesize_image(model: LearnedImageCodec, y_hat: Tensor, height: int, width
         stride = model.latent_stride
         y0, x0 = stride * r0, stride * c0
         h, w = min(stride * (r1 - r0), height - y0), min(stride * (c1 - c0), width - x0)
-        region = x_hat[..., stride * (r0 - top):, stride * (c0 - left):][..., :h, :w]
+        region = x_hat[..., stride * (r0 - top) :, stride * (c0 - left) :][..., :h, :w]
         if channels == 1:
-            out[y0: y0 + h, x0: x0 + w] = to_uint8(region.mean(dim=1, keepdim=True))[..., 0]
+            out[y0 : y0 + h, x0 : x0 + w] = to_uint8(region.mean(dim=1, keepdim=True))[..., 0]
         else:
-            out[y0: y0 + h, x0: x0 + w] = to_uint8(region)
+            out[y0 : y0 + h, x0 : x0 + w] = to_uint8(region)
         del x_hat, region
         release_freed_memory()
     return out
@@ -200,8 +217,14 @@ def header_rate(model: LearnedImageCodec, header: Header) -> float | None:
 
 
 @torch.no_grad()
-def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = True, reconstruct: bool = True,
-                 entropy_tile: int = ENTROPY_TILE, lmbda: float | None = None) -> tuple[bytes, np.ndarray | None, CodingReport]:
+def encode_image(
+    model: LearnedImageCodec,
+    image: np.ndarray,
+    estimate: bool = True,
+    reconstruct: bool = True,
+    entropy_tile: int = ENTROPY_TILE,
+    lmbda: float | None = None,
+) -> tuple[bytes, np.ndarray | None, CodingReport]:
     """Compress an (H, W, 3) or gray (H, W) uint8 image, tile by tile in bounded memory.
 
     ``lmbda`` is the rate point of a variable-rate model (required there, refused by fixed-rate
@@ -212,9 +235,16 @@ def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = T
     model.eval()
     lmbda = coded_lmbda(model, lmbda)
     height, width = image.shape[:2]
-    header = Header(model.config.name, weights_digest(model)[:DIGEST_BYTES], width, height,
-                    1 if image.ndim == 2 else 3, entropy_tile, TRANSFORM_TILE,
-                    float(np.float32(lmbda if lmbda is not None else model.lmbda or 0.0)))
+    header = Header(
+        model.config.name,
+        weights_digest(model)[:DIGEST_BYTES],
+        width,
+        height,
+        1 if image.ndim == 2 else 3,
+        entropy_tile,
+        TRANSFORM_TILE,
+        float(np.float32(lmbda if lmbda is not None else model.lmbda or 0.0)),
+    )
     latent = latent_size(model, height, width)
     timings: dict[str, float] = {}
     streams: list[bytes] = []
@@ -228,7 +258,7 @@ def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = T
         symbols += coded["symbols"]
         _hash_latent(digest, coded["y_hat"])
         if y_hat is not None:
-            y_hat[..., box[0]:box[1], box[2]:box[3]] = coded["y_hat"]
+            y_hat[..., box[0] : box[1], box[2] : box[3]] = coded["y_hat"]
         if estimate:
             likelihoods = _timed(timings, "rate estimate", model.latent_likelihoods, y)
             estimated_bits += float(sum(bits(lik) for lik in likelihoods.values()))
@@ -237,8 +267,18 @@ def encode_image(model: LearnedImageCodec, image: np.ndarray, estimate: bool = T
     report = CodingReport(width, height, len(data), estimated_bits if estimate else None, symbols, timings)
     reconstruction = None
     if y_hat is not None:
-        reconstruction = _timed(timings, "synthesis transform", synthesize_image, model, y_hat, height, width,
-                                header.channels, TRANSFORM_TILE, lmbda)
+        reconstruction = _timed(
+            timings,
+            "synthesis transform",
+            synthesize_image,
+            model,
+            y_hat,
+            height,
+            width,
+            header.channels,
+            TRANSFORM_TILE,
+            lmbda,
+        )
     return data, reconstruction, report
 
 
@@ -247,29 +287,37 @@ def check_weights(header: Header, model: LearnedImageCodec) -> None:
     if header.model_id != model.config.name or header.weights_digest != digest:
         raise BitstreamError(
             f"file was encoded with model {header.model_id!r} (weights {header.weights_digest.hex()}), but the decoder "
-            f"has {model.config.name!r} (weights {digest.hex()}); decode with the same weights")
+            f"has {model.config.name!r} (weights {digest.hex()}); decode with the same weights"
+        )
 
 
 def _decode_latent(model: LearnedImageCodec, header: Header, streams: list[bytes]) -> tuple[Tensor, int]:
     """y_hat of the whole image: two streams per entropy tile, each used up exactly, matching the digest."""
     latent = latent_size(model, header.height, header.width)
     if header.version == 1 and latent[0] * latent[1] > MAX_WHOLE_LATENT:
-        raise BitstreamError(f"format-1 file of {header.width}x{header.height}: its single latent exceeds the "
-                             f"{MAX_WHOLE_LATENT * model.latent_stride**2} pixels decoded in one piece; re-encode it")
+        raise BitstreamError(
+            f"format-1 file of {header.width}x{header.height}: its single latent exceeds the "
+            f"{MAX_WHOLE_LATENT * model.latent_stride**2} pixels decoded in one piece; re-encode it"
+        )
     boxes = entropy_tiles(latent, header.entropy_tile or max(latent))
     layout = model.config.family.streams
     per_tile = len(layout)
     if len(streams) != per_tile * len(boxes):
-        raise BitstreamError(f"expected {per_tile * len(boxes)} streams ({' and '.join(layout)} of {len(boxes)} tiles) "
-                             f"for a {header.width}x{header.height} image, found {len(streams)}")
+        raise BitstreamError(
+            f"expected {per_tile * len(boxes)} streams ({' and '.join(layout)} of {len(boxes)} tiles) "
+            f"for a {header.width}x{header.height} image, found {len(streams)}"
+        )
     channels = model.config.transform.latent_channels
     y_hat = torch.empty(1, channels, *latent)
     digest = hashlib.sha256(header.bound_fields())
     symbols = 0
     for i, (r0, r1, c0, c1) in enumerate(boxes):
         try:
-            decoded = model.decompress_latent(streams[per_tile * i: per_tile * (i + 1)], (1, channels, r1 - r0, c1 - c0),
-                                              exact=header.version >= EXACT_VERSION)
+            decoded = model.decompress_latent(
+                streams[per_tile * i : per_tile * (i + 1)],
+                (1, channels, r1 - r0, c1 - c0),
+                exact=header.version >= EXACT_VERSION,
+            )
         except (ValueError, RuntimeError) as exc:
             raise BitstreamError(f"entropy-coded data of tile {i} cannot be decoded ({exc})") from None
         _hash_latent(digest, decoded["y_hat"])
@@ -277,8 +325,10 @@ def _decode_latent(model: LearnedImageCodec, header: Header, streams: list[bytes
         symbols += decoded["symbols"]
         release_freed_memory()
     if header.version >= 2 and digest.digest()[:DIGEST_BYTES] != header.content_digest:
-        raise BitstreamError("the decoded latent does not match the encoder's: the file was made with other "
-                             "weights or its header was edited")
+        raise BitstreamError(
+            "the decoded latent does not match the encoder's: the file was made with other "
+            "weights or its header was edited"
+        )
     return y_hat, symbols
 
 
@@ -291,6 +341,16 @@ def decode_bytes(model: LearnedImageCodec, data: bytes) -> tuple[np.ndarray, Cod
     lmbda = header_rate(model, header)
     timings: dict[str, float] = {}
     y_hat, symbols = _timed(timings, "entropy decoding", _decode_latent, model, header, streams)
-    image = _timed(timings, "synthesis transform", synthesize_image, model, y_hat, header.height, header.width,
-                   header.channels, header.transform_tile or TRANSFORM_TILE, lmbda)
+    image = _timed(
+        timings,
+        "synthesis transform",
+        synthesize_image,
+        model,
+        y_hat,
+        header.height,
+        header.width,
+        header.channels,
+        header.transform_tile or TRANSFORM_TILE,
+        lmbda,
+    )
     return image, CodingReport(header.width, header.height, len(data), symbols=symbols, timings=timings)

@@ -10,8 +10,8 @@ can, the end of the lambda range closest to it).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class Target:
 
 
 def _psnr(image: np.ndarray, reconstruction: np.ndarray | None, _: CodingReport) -> float:
+    assert reconstruction is not None  # the PSNR target needs_reconstruction
     return psnr_uint8(reconstruction, image)
 
 
@@ -60,8 +61,14 @@ class TargetResult:
     met: bool
 
 
-def code_at_target(model: LearnedImageCodec, image: np.ndarray, metric: str, target: float,
-                   max_passes: int = MAX_PASSES, reconstruct: bool = False) -> TargetResult:
+def code_at_target(
+    model: LearnedImageCodec,
+    image: np.ndarray,
+    metric: str,
+    target: float,
+    max_passes: int = MAX_PASSES,
+    reconstruct: bool = False,
+) -> TargetResult:
     """Code ``image`` at the lambda that meets ``target`` (``metric`` is a ``TARGETS`` key)."""
     if metric not in TARGETS:
         raise ConfigError(f"unknown target {metric!r}; known: {', '.join(TARGETS)}")
@@ -76,11 +83,13 @@ def code_at_target(model: LearnedImageCodec, image: np.ndarray, metric: str, tar
         nonlocal passes
         passes += 1
         lmbda = float(np.float32(math.exp(log_lmbda)))  # as the header records it
-        data, recon, report = encode_image(model, image, estimate=False,
-                                           reconstruct=reconstruct or spec.needs_reconstruction, lmbda=lmbda)
+        data, recon, report = encode_image(
+            model, image, estimate=False, reconstruct=reconstruct or spec.needs_reconstruction, lmbda=lmbda
+        )
         value = spec.measure(image, recon, report)
         return TargetResult(lmbda, data, recon, report, value, passes, spec.meets(value, target))
 
+    assert model.rate is not None  # variable-rate, checked above
     low, high = (math.log(v) for v in model.rate.range)
     # Bad end: where the target is hardest to meet (high lambda for a rate budget, low for a quality floor).
     good, bad = (low, high) if spec.budget else (high, low)
@@ -111,8 +120,13 @@ class RateChoice:
     max_passes: int = MAX_PASSES
 
 
-def choose_rate(model: LearnedImageCodec, lmbda: float | None = None, target_bpp: float | None = None,
-                target_psnr: float | None = None, max_passes: int = MAX_PASSES) -> RateChoice:
+def choose_rate(
+    model: LearnedImageCodec,
+    lmbda: float | None = None,
+    target_bpp: float | None = None,
+    target_psnr: float | None = None,
+    max_passes: int = MAX_PASSES,
+) -> RateChoice:
     """The rate the options ask for, checked once before any image is read: variable-rate weights need
     one of them, fixed-rate ones code at their own lambda only."""
     asked = {"--lmbda": lmbda, "--target-bpp": target_bpp, "--target-psnr": target_psnr}
@@ -121,27 +135,42 @@ def choose_rate(model: LearnedImageCodec, lmbda: float | None = None, target_bpp
         raise ConfigError(f"{' and '.join(given)} each set the rate; pass one")
     if not model.variable_rate:
         if given:
-            raise ConfigError(f"{given[0]} needs variable-rate weights; {model.config.name} is fixed-rate "
-                              f"(lambda {model.lmbda}): pick --quality or other --weights")
+            raise ConfigError(
+                f"{given[0]} needs variable-rate weights; {model.config.name} is fixed-rate "
+                f"(lambda {model.lmbda}): pick --quality or other --weights"
+            )
         return RateChoice()
     if not given:
+        assert model.rate is not None  # variable-rate, checked above
         low, high = model.rate.range
-        raise ConfigError(f"variable-rate weights: pass --lmbda (from {low:g} to {high:g}), --target-bpp or "
-                          "--target-psnr")
+        raise ConfigError(
+            f"variable-rate weights: pass --lmbda (from {low:g} to {high:g}), --target-bpp or --target-psnr"
+        )
     if lmbda is not None:
         model.check_lmbda(lmbda)
         return RateChoice(lmbda=lmbda)
     metric = "bpp" if target_bpp is not None else "psnr"
-    return RateChoice(metric=metric, target=target_bpp if target_bpp is not None else target_psnr,
-                      max_passes=max_passes)
+    return RateChoice(
+        metric=metric, target=target_bpp if target_bpp is not None else target_psnr, max_passes=max_passes
+    )
 
 
-def code_at(model: LearnedImageCodec, image: np.ndarray, choice: RateChoice, estimate: bool = False,
-            reconstruct: bool = True) -> TargetResult:
+def code_at(
+    model: LearnedImageCodec, image: np.ndarray, choice: RateChoice, estimate: bool = False, reconstruct: bool = True
+) -> TargetResult:
     """Code ``image`` as ``choice`` says; without a target, one pass (``value`` is its bpp)."""
     if choice.metric is not None:
+        assert choice.target is not None  # choose_rate sets a metric together with its target
         return code_at_target(model, image, choice.metric, choice.target, choice.max_passes, reconstruct)
-    data, reconstruction, report = encode_image(model, image, estimate=estimate, reconstruct=reconstruct,
-                                                lmbda=choice.lmbda)
-    return TargetResult(choice.lmbda if choice.lmbda is not None else model.lmbda, data, reconstruction, report,
-                        report.bits_per_pixel, 1, True)
+    data, reconstruction, report = encode_image(
+        model, image, estimate=estimate, reconstruct=reconstruct, lmbda=choice.lmbda
+    )
+    return TargetResult(
+        choice.lmbda if choice.lmbda is not None else model.lmbda,
+        data,
+        reconstruction,
+        report,
+        report.bits_per_pixel,
+        1,
+        True,
+    )

@@ -29,5 +29,6 @@ def config_path(kind: str, spec: str) -> Path:
     if BUNDLED_NAME.fullmatch(spec) and spec in bundled_names(kind):
         return CONFIG_DIR / kind / f"{spec}.json"
     singular = kind.removesuffix("ies") + "y" if kind.endswith("ies") else kind.removesuffix("s")
-    raise ConfigError(f"unknown {singular} {spec[:80]!r}; known: {', '.join(bundled_names(kind))} "
-                      "(or pass a path ending in .json)")
+    raise ConfigError(
+        f"unknown {singular} {spec[:80]!r}; known: {', '.join(bundled_names(kind))} (or pass a path ending in .json)"
+    )

@@ -84,5 +84,7 @@ def weights_for_digest(model_id: str, digest: bytes) -> Path:
     for entry in shipped_weights():
         if digest and entry.model == model_id and bytes.fromhex(entry.digest).startswith(digest):
             return entry.path
-    raise KdicError(f"no shipped weights match this file (model {model_id!r}, weights {digest.hex()}); "
-                    "pass the encoder's --weights FILE")
+    raise KdicError(
+        f"no shipped weights match this file (model {model_id!r}, weights {digest.hex()}); "
+        "pass the encoder's --weights FILE"
+    )

@@ -68,38 +68,100 @@ _KODAK = (
     ("kodim24.png", "1071c68372cc5a01435c2c225a5cf7d4bb803846ec08bb6b3d6721b156d7cb96", 706397),
 )
 
-DATASETS.register("kodak", DatasetSource(
-    "kodak", "Kodak PhotoCD PCD0992: 24 images, 768x512 (evaluation; the paper's Kodak)",
-    "no known restrictions: released by Eastman Kodak 'for unrestricted usage' (per the r0k.us mirror; no licence "
-    "text from Kodak)",
-    tuple(RemoteFile(KODAK_URL + name, name, sha, size) for name, sha, size in _KODAK), count=24))
-DATASETS.register("clic2020-professional-valid", DatasetSource(
-    "clic2020-professional-valid", "CLIC 2020 professional validation: 41 images up to 2048 px (evaluation)",
-    "images from Unsplash collected by the CLIC organisers; no separate licence statement for the 2020 set",
-    (RemoteFile("https://data.vision.ee.ethz.ch/cvl/clic/professional_valid_2020.zip", "professional_valid_2020.zip",
-                "00be38092ade2ab5163b65f7f6523d46c7bca147007f559adbb02c0afc236b7d", 134834429),),
-    images="valid", count=41))
-DATASETS.register("tecnick", DatasetSource(
-    "tecnick", "Tecnick TESTIMAGES (classic 100-image set): RGB_OR_1200x1200, 100 images (evaluation)",
-    "CC BY-NC-SA 3.0 (README.TXT inside the archive): non-commercial, share-alike",
-    (RemoteFile("https://sourceforge.net/projects/testimages/files/OLD/OLD_SAMPLING/testimages.zip/download",
-                "testimages.zip"),),
-    images="testimages/RGB/RGB_OR_1200x1200", count=100))
+DATASETS.register(
+    "kodak",
+    DatasetSource(
+        "kodak",
+        "Kodak PhotoCD PCD0992: 24 images, 768x512 (evaluation; the paper's Kodak)",
+        "no known restrictions: released by Eastman Kodak 'for unrestricted usage' (per the r0k.us mirror; no licence "
+        "text from Kodak)",
+        tuple(RemoteFile(KODAK_URL + name, name, sha, size) for name, sha, size in _KODAK),
+        count=24,
+    ),
+)
+DATASETS.register(
+    "clic2020-professional-valid",
+    DatasetSource(
+        "clic2020-professional-valid",
+        "CLIC 2020 professional validation: 41 images up to 2048 px (evaluation)",
+        "images from Unsplash collected by the CLIC organisers; no separate licence statement for the 2020 set",
+        (
+            RemoteFile(
+                "https://data.vision.ee.ethz.ch/cvl/clic/professional_valid_2020.zip",
+                "professional_valid_2020.zip",
+                "00be38092ade2ab5163b65f7f6523d46c7bca147007f559adbb02c0afc236b7d",
+                134834429,
+            ),
+        ),
+        images="valid",
+        count=41,
+    ),
+)
+DATASETS.register(
+    "tecnick",
+    DatasetSource(
+        "tecnick",
+        "Tecnick TESTIMAGES (classic 100-image set): RGB_OR_1200x1200, 100 images (evaluation)",
+        "CC BY-NC-SA 3.0 (README.TXT inside the archive): non-commercial, share-alike",
+        (
+            RemoteFile(
+                "https://sourceforge.net/projects/testimages/files/OLD/OLD_SAMPLING/testimages.zip/download",
+                "testimages.zip",
+            ),
+        ),
+        images="testimages/RGB/RGB_OR_1200x1200",
+        count=100,
+    ),
+)
 DIV2K_TERMS = "academic research use only; copyright with the original owners (DIV2K website)"
 for _split, _what, _count, _role, _sha, _size in (
-        ("train", "DIV2K train HR: 800 2K images (training)", 800, "training",
-         "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335", 3530603713),
-        ("valid", "DIV2K valid HR: 100 2K images (evaluation or training)", 100, "evaluation",
-         "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc", 448993893)):
-    DATASETS.register(f"div2k-{_split}", DatasetSource(
-        f"div2k-{_split}", _what, DIV2K_TERMS,
-        (RemoteFile(f"https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_{_split}_HR.zip", f"DIV2K_{_split}_HR.zip",
-                    _sha, _size),),
-        images=f"DIV2K_{_split}_HR", count=_count, role=_role))
-DATASETS.register("flickr2w", DatasetSource(
-    "flickr2w", "Flickr2W: 20,745 Flickr photos (the paper's training set)",
-    "research use only; scraped from flickr.com, not redistributable (liujiaheng/CompressionData)",
-    images="flicker_2W_images", count=20745, role="training",
-    manual="Flickr2W has no direct download: fetch the archive from the Google Drive link in "
-           "https://github.com/liujiaheng/CompressionData (file 1EK04NO6o3zbcFv5G-vtPDEkPB1dWblEF), unpack it into "
-           "{folder} and train with --data {folder}/flicker_2W_images"))
+    (
+        "train",
+        "DIV2K train HR: 800 2K images (training)",
+        800,
+        "training",
+        "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335",
+        3530603713,
+    ),
+    (
+        "valid",
+        "DIV2K valid HR: 100 2K images (evaluation or training)",
+        100,
+        "evaluation",
+        "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc",
+        448993893,
+    ),
+):
+    DATASETS.register(
+        f"div2k-{_split}",
+        DatasetSource(
+            f"div2k-{_split}",
+            _what,
+            DIV2K_TERMS,
+            (
+                RemoteFile(
+                    f"https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_{_split}_HR.zip",
+                    f"DIV2K_{_split}_HR.zip",
+                    _sha,
+                    _size,
+                ),
+            ),
+            images=f"DIV2K_{_split}_HR",
+            count=_count,
+            role=_role,
+        ),
+    )
+DATASETS.register(
+    "flickr2w",
+    DatasetSource(
+        "flickr2w",
+        "Flickr2W: 20,745 Flickr photos (the paper's training set)",
+        "research use only; scraped from flickr.com, not redistributable (liujiaheng/CompressionData)",
+        images="flicker_2W_images",
+        count=20745,
+        role="training",
+        manual="Flickr2W has no direct download: fetch the archive from the Google Drive link in "
+        "https://github.com/liujiaheng/CompressionData (file 1EK04NO6o3zbcFv5G-vtPDEkPB1dWblEF), unpack it into "
+        "{folder} and train with --data {folder}/flicker_2W_images",
+    ),
+)

@@ -54,8 +54,10 @@ def _transfer(url: str, part: Path, quiet: bool) -> None:
             have = 0
         total = response.headers.get("Content-Length")
         total = int(total) + have if total is not None else None
-        with open(part, "ab" if have else "wb") as out, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                              desc=part.name[:-5], disable=quiet) as bar:
+        with (
+            open(part, "ab" if have else "wb") as out,
+            tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=part.name[:-5], disable=quiet) as bar,
+        ):
             for block in iter(lambda: response.read(CHUNK), b""):
                 out.write(block)
                 bar.update(len(block))
@@ -80,8 +82,9 @@ def fetch_file(remote: RemoteFile, folder: Path, quiet: bool = False) -> tuple[P
                 raise KdicError(f"cannot download {remote.url}: HTTP {exc.code} {exc.reason}") from None
             if attempt == RETRIES - 1:
                 got = part.stat().st_size if part.exists() else 0
-                raise KdicError(f"download of {remote.url} broke off after {got} bytes ({exc}); "
-                                "run the command again to resume") from None
+                raise KdicError(
+                    f"download of {remote.url} broke off after {got} bytes ({exc}); run the command again to resume"
+                ) from None
     size = part.stat().st_size
     if remote.size is not None and size != remote.size:
         part.unlink()
@@ -89,8 +92,9 @@ def fetch_file(remote: RemoteFile, folder: Path, quiet: bool = False) -> tuple[P
     digest = _sha256(part)
     if remote.sha256 is not None and digest != remote.sha256:
         part.unlink()
-        raise KdicError(f"{remote.url}: SHA-256 {digest} does not match the expected {remote.sha256}; "
-                        "the file was removed")
+        raise KdicError(
+            f"{remote.url}: SHA-256 {digest} does not match the expected {remote.sha256}; the file was removed"
+        )
     os.replace(part, target)
     return target, digest
 
@@ -151,9 +155,15 @@ def fetch_dataset(source: DatasetSource, cache: Path | None = None, quiet: bool 
         images = folder / "unpacked" / source.images
     if not images.is_dir():
         raise KdicError(f"{source.name}: expected its images in {images}, which the download did not produce")
-    manifest = {"name": source.name, "licence": source.licence, "images": str(images.relative_to(folder)),
-                "files": [{"url": r.url, "name": r.name, "sha256": digests[r.name], "pinned": r.sha256 is not None}
-                          for r in source.files]}
+    manifest = {
+        "name": source.name,
+        "licence": source.licence,
+        "images": str(images.relative_to(folder)),
+        "files": [
+            {"url": r.url, "name": r.name, "sha256": digests[r.name], "pinned": r.sha256 is not None}
+            for r in source.files
+        ],
+    }
     atomic_write_bytes(folder / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return images
 

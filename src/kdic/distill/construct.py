@@ -2,7 +2,8 @@
 
 Same block types and stage layout; fewer blocks in the inner stages, a narrower first (and
 mirrored last) stage, smaller FFN expansions, narrower plain conv/GDN stages, and what the
-entropy family shrinks (in S2CFormer's enhanced SCCTX, the context and aggregation expansions). Optionally the student starts from the teacher's weights (kept blocks,
+entropy family shrinks (in S2CFormer's enhanced SCCTX, the context and aggregation expansions).
+Optionally the student starts from the teacher's weights (kept blocks,
 leading channels), like structured pruning.
 """
 
@@ -22,9 +23,15 @@ def _multiple_of_8(width: float) -> int:
     return max(8, int(round(width / 8)) * 8)
 
 
-def derive_student(teacher: ModelConfig, name: str, stage1_channels: int | None = None, depth_scale: float = 5 / 8,
-                   expansions: tuple[float, float, float] = (3, 2, 2), entropy_expansion: float | None = 2,
-                   width_scale: float = 0.65) -> ModelConfig:
+def derive_student(
+    teacher: ModelConfig,
+    name: str,
+    stage1_channels: int | None = None,
+    depth_scale: float = 5 / 8,
+    expansions: tuple[float, float, float] = (3, 2, 2),
+    entropy_expansion: float | None = 2,
+    width_scale: float = 0.65,
+) -> ModelConfig:
     """Student config from a teacher config by the paper's pruning rule, for any stage layout.
 
     Stages are ranked by their distance from the image (level 0: the first encoder and the last
@@ -56,27 +63,44 @@ def derive_student(teacher: ModelConfig, name: str, stage1_channels: int | None 
 
     last_enc, last_dec = len(t.encoder) - 1, len(t.decoder) - 1
     encoder = tuple(shrink(s, i, i == last_enc and t.latent_projection is None) for i, s in enumerate(t.encoder))
-    decoder = tuple(shrink(s, last_dec - i, i == last_dec and t.image_projection is None) for i, s in enumerate(t.decoder))
+    decoder = tuple(
+        shrink(s, last_dec - i, i == last_dec and t.image_projection is None) for i, s in enumerate(t.decoder)
+    )
     entropy = teacher.entropy
     if entropy_expansion is not None:
         entropy = teacher.family.shrink(entropy, entropy_expansion)
-    return ModelConfig(name, replace(t, encoder=encoder, decoder=decoder), entropy,
-                       f"student of {teacher.name} by teacher-guided construction", teacher.variable_rate,
-                       teacher.padding)
+    return ModelConfig(
+        name,
+        replace(t, encoder=encoder, decoder=decoder),
+        entropy,
+        f"student of {teacher.name} by teacher-guided construction",
+        teacher.variable_rate,
+        teacher.padding,
+    )
 
 
 @torch.no_grad()
-def student_for(teacher: ModelConfig, student: ModelConfig | None = None, stage1_channels: int | None = None,
-                width_scale: float = 0.65) -> ModelConfig:
+def student_for(
+    teacher: ModelConfig,
+    student: ModelConfig | None = None,
+    stage1_channels: int | None = None,
+    width_scale: float = 0.65,
+) -> ModelConfig:
     """The student a run distills from ``teacher``: ``student`` if given, else the preset registered as
     the student of the teacher's architecture (``TEACHER_OF``), else one derived by pruning. The
     teacher's padding and rate conditioning (its variable-rate anchors) carry over, so a variable-rate
     teacher gets a variable-rate student on the same lambda range."""
     if student is None:
-        registered = [s for s, t in TEACHER_OF.items()
-                      if (get_config(t).transform, get_config(t).entropy) == (teacher.transform, teacher.entropy)]
-        student = get_config(registered[0]) if registered else derive_student(
-            teacher, f"{teacher.name}-student", stage1_channels, width_scale=width_scale)
+        registered = [
+            s
+            for s, t in TEACHER_OF.items()
+            if (get_config(t).transform, get_config(t).entropy) == (teacher.transform, teacher.entropy)
+        ]
+        student = (
+            get_config(registered[0])
+            if registered
+            else derive_student(teacher, f"{teacher.name}-student", stage1_channels, width_scale=width_scale)
+        )
     student = replace(student, padding=teacher.padding)
     if teacher.variable_rate is not None and student.variable_rate is None:
         student = replace(with_variable_rate(student), variable_rate=teacher.variable_rate)

@@ -14,7 +14,8 @@ the student through its own.
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -54,10 +55,11 @@ def fold_input_map(layer: nn.Module, matrix: Tensor, offset: Tensor) -> None:
     if isinstance(layer, nn.ConvTranspose2d):  # weight (in, out, kh, kw)
         bias = torch.einsum("iokl,i->o", layer.weight, offset) / (layer.stride[0] * layer.stride[1])
         layer.weight.copy_(torch.einsum("iokl,ij->jokl", layer.weight, matrix))
-    else:  # weight (out, in, kh, kw)
-        bias = torch.einsum("oikl,i->o", layer.weight, offset)
-        layer.weight.copy_(torch.einsum("oikl,ij->ojkl", layer.weight, matrix))
-    layer.bias.add_(bias)
+    else:  # weight (out, in, kh, kw); an input convolution, whose weight and bias are tensors
+        weight = cast(Tensor, layer.weight)
+        bias = torch.einsum("oikl,i->o", weight, offset)
+        weight.copy_(torch.einsum("oikl,ij->ojkl", weight, matrix))
+    cast(Tensor, layer.bias).add_(bias)
 
 
 def _same_shapes(a: nn.Module, b: nn.Module) -> bool:
@@ -67,6 +69,12 @@ def _same_shapes(a: nn.Module, b: nn.Module) -> bool:
 
 class DistillationModule(nn.Module):
     """Student + 1x1 adapters (where stage widths differ from the teacher's) + an unregistered teacher."""
+
+    student: LearnedImageCodec
+    teacher: LearnedImageCodec | None  # set with object.__setattr__: outside the module tree
+    _latent_view: nn.Module | None  # likewise (it holds teacher modules)
+    hosted_stages: Tensor
+    folded_inputs: Tensor
 
     def __init__(self, student: LearnedImageCodec, teacher: LearnedImageCodec | None) -> None:
         super().__init__()
@@ -85,8 +93,10 @@ class DistillationModule(nn.Module):
         teacher.eval().requires_grad_(False)
         layout = (len(teacher.g_a.stages), len(teacher.g_s.stages))
         if layout != (self.encoder_stages, len(student.g_s.stages)):
-            raise ConfigError(f"the student's stages {self.encoder_stages}+{len(student.g_s.stages)} do not match the "
-                              f"teacher's {layout[0]}+{layout[1]} (encoder+decoder)")
+            raise ConfigError(
+                f"the student's stages {self.encoder_stages}+{len(student.g_s.stages)} do not match the "
+                f"teacher's {layout[0]}+{layout[1]} (encoder+decoder)"
+            )
         widths = zip(teacher.config.transform.stage_widths, student.config.transform.stage_widths)
         for k, ((t_in, t_out), (s_in, s_out)) in enumerate(widths, start=1):
             if s_in != t_in:
@@ -99,6 +109,7 @@ class DistillationModule(nn.Module):
         """Adapters that embed/select the kept channels (identity on the first min(s, t)), so a student
         initialised by pruning the teacher plugs into it as the pruned teacher stage would."""
         for adapter in self.adapters.values():
+            assert isinstance(adapter, nn.Conv2d) and adapter.bias is not None  # as __init__ makes them
             adapter.weight.zero_()
             adapter.bias.zero_()
             kept = min(adapter.in_channels, adapter.out_channels)
@@ -125,6 +136,7 @@ class DistillationModule(nn.Module):
         """Start the student's entropy ``parts`` from the teacher's weights (identical shapes required)."""
         for part in parts:
             for name in entropy_part_modules(self.student, part):
+                assert self.teacher is not None  # only a strategy that uses the teacher inherits from it
                 source = self.teacher.latent_codec.get_submodule(name)
                 target = self.student.latent_codec.get_submodule(name)
                 if not _same_shapes(source, target):
@@ -149,6 +161,7 @@ class DistillationModule(nn.Module):
         else:
             self.assemble()
         if spec.host == "teacher" and spec.loss != "feature":
+            assert self.teacher is not None  # checked above
             teacher_codec = self.teacher.latent_codec
             view = copy.copy(teacher_codec)
             view._modules = dict(teacher_codec._modules)
@@ -158,8 +171,10 @@ class DistillationModule(nn.Module):
             view._modules["entropy_bottleneck"] = bottleneck
             entropy_swaps = {p for p in spec.swap if stage_number(p) is None}
             if entropy_swaps and latent_interface(self.student) != latent_interface(self.teacher):
-                raise ConfigError(f"phase {spec.name!r}: the student's entropy model does not plug into the teacher's "
-                                  f"({latent_interface(self.student)} vs {latent_interface(self.teacher)})")
+                raise ConfigError(
+                    f"phase {spec.name!r}: the student's entropy model does not plug into the teacher's "
+                    f"({latent_interface(self.student)} vs {latent_interface(self.teacher)})"
+                )
             for part in entropy_swaps:
                 for name in entropy_part_modules(self.teacher, part):
                     view._modules[name] = self.student.latent_codec.get_submodule(name)
@@ -179,12 +194,16 @@ class DistillationModule(nn.Module):
             if self.folded_inputs[k + 1]:
                 continue
             a_out, a_in = self.adapters[out_name], self.adapters[in_name]
+            assert isinstance(a_out, nn.Conv2d) and isinstance(a_in, nn.Conv2d)  # as __init__ makes them
+            assert a_out.bias is not None and a_in.bias is not None
             matrix = a_in.weight[:, :, 0, 0] @ a_out.weight[:, :, 0, 0]
             offset = a_in.weight[:, :, 0, 0] @ a_out.bias + a_in.bias
             stage = self.student.stage(k + 1)
             if stage.blocks_first or stage.attention_position == "start":
-                raise ConfigError(f"cannot fold the adapters in front of stage {k + 1}: its input is read by blocks, "
-                                  "not by its resampler; give the student the teacher's width there")
+                raise ConfigError(
+                    f"cannot fold the adapters in front of stage {k + 1}: its input is read by blocks, "
+                    "not by its resampler; give the student the teacher's width there"
+                )
             for layer in RESAMPLERS[self.student.config.transform.resampler_of(k + 1)].input_convs(stage.resample):
                 fold_input_map(layer, matrix, offset)
             self.folded_inputs[k + 1] = True
@@ -195,27 +214,32 @@ class DistillationModule(nn.Module):
                 h = self.adapters[f"stage{k}_in"](h)
             h = self.student.stage(k)(h)
             return self.adapters[f"stage{k}_out"](h) if f"stage{k}_out" in self.adapters else h
+
         return run
 
     def _hybrid(self, x: Tensor, lmbda: float | None) -> dict:
+        # set_phase() of a teacher-hosted phase made the view, and refused to run without a teacher
+        teacher, view = self.teacher, self._latent_view
+        assert self.spec is not None and teacher is not None and view is not None
         swap = set(self.spec.swap)
 
         def stage(k: int, h: Tensor) -> Tensor:
-            return self._student_stage(k)(h) if f"stage{k}" in swap else self.teacher.stage(k)(h)
+            return self._student_stage(k)(h) if f"stage{k}" in swap else teacher.stage(k)(h)
 
         h = x
         for k in range(1, self.encoder_stages + 1):
             h = stage(k, h)
-        latent = self._latent_view(self.teacher.scale_latent(h, lmbda))
-        h = self.teacher.unscale_latent(latent["y_hat"], lmbda)
+        latent = view(teacher.scale_latent(h, lmbda))
+        h = teacher.unscale_latent(latent["y_hat"], lmbda)
         for k in range(self.encoder_stages + 1, self.student.stage_count + 1):
             h = stage(k, h)
         return {"x_hat": h, "likelihoods": latent["likelihoods"]}
 
     def _part_pairs(self, parts: tuple[str, ...]) -> list[tuple[nn.Module, Callable[[Tensor], Tensor]]]:
         """(teacher module, student function) pairs whose outputs an explicit loss compares."""
-        pairs = []
+        pairs: list[tuple[nn.Module, Callable[[Tensor], Tensor]]] = []
         for part in parts:
+            assert self.teacher is not None  # set_phase() refuses an explicit loss without a teacher
             k = stage_number(part)
             if k is not None:
                 pairs.append((self.teacher.stage(k), self._student_stage(k)))
@@ -223,17 +247,26 @@ class DistillationModule(nn.Module):
             for name in entropy_part_modules(self.teacher, part):
                 teacher_part = self.teacher.latent_codec.get_submodule(name)
                 student_part = self.student.latent_codec.get_submodule(name)
-                children = list(teacher_part.keys()) if isinstance(teacher_part, nn.ModuleDict) else (
-                    range(len(teacher_part)) if isinstance(teacher_part, nn.ModuleList) else [None])
+                children = (
+                    list(teacher_part.keys())
+                    if isinstance(teacher_part, nn.ModuleDict)
+                    else (range(len(teacher_part)) if isinstance(teacher_part, nn.ModuleList) else [None])
+                )
                 for key in children:
-                    pairs.append((teacher_part if key is None else teacher_part[key],
-                                  student_part if key is None else student_part[key]))
+                    pairs.append(
+                        (
+                            teacher_part if key is None else teacher_part[key],
+                            student_part if key is None else student_part[key],
+                        )
+                    )
         return pairs
 
     @torch.no_grad()
-    def _teacher_trace(self, x: Tensor, modules: list[nn.Module],
-                       lmbda: float | None) -> dict[int, list[tuple[Tensor, Tensor]]]:
+    def _teacher_trace(
+        self, x: Tensor, modules: list[nn.Module], lmbda: float | None
+    ) -> dict[int, list[tuple[Tensor, Tensor]]]:
         """Inputs and outputs of ``modules`` during one (eval) teacher forward pass."""
+        assert self.teacher is not None  # set_phase() refuses an explicit loss without a teacher
         trace: dict[int, list[tuple[Tensor, Tensor]]] = {id(m): [] for m in modules}
         handles = [m.register_forward_hook(lambda mod, inp, out: trace[id(mod)].append((inp[0], out))) for m in modules]
         try:
@@ -244,16 +277,23 @@ class DistillationModule(nn.Module):
         return trace
 
     def _explicit_loss(self, x: Tensor, lmbda: float | None) -> Tensor:
+        assert self.spec is not None  # forward() checked it
         pairs = self._part_pairs(self.spec.train)
         trace = self._teacher_trace(x, [t for t, _ in pairs], lmbda)
         terms = [F.mse_loss(student(inp), out) for teacher, student in pairs for inp, out in trace[id(teacher)]]
         return torch.stack(terms).mean()
 
     def _student_with_features(self, x: Tensor, lmbda: float | None) -> dict:
+        assert self.spec is not None and self.teacher is not None  # forward() and set_phase() checked them
         parts = self.spec.feature_parts
         captured: dict[int, Tensor] = {}
-        handles = [self.student.stage(k).register_forward_hook(
-            lambda mod, inp, out, k=k: captured.__setitem__(k, out)) for k in map(stage_number, parts)]
+        handles = [
+            # a part that names no stage (k None) fails in stage_path, as it always did
+            self.student.stage(cast(int, k)).register_forward_hook(
+                lambda mod, inp, out, k=k: captured.__setitem__(k, out)
+            )
+            for k in map(stage_number, parts)
+        ]
         try:
             out = self.student(x, lmbda)
         finally:

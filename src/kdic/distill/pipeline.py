@@ -4,16 +4,18 @@ phase, no teacher); every line of set-up, state and export is shared."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from ..checkpoint import load, read_config, read_metadata, save
 from ..errors import ConfigError, KdicError
-from ..fileio import read_json
 from ..eval.validation import load_validation
+from ..fileio import read_json
 from ..models import LearnedImageCodec, ModelConfig, config_from_dict, get_config, to_dict, with_variable_rate
 from ..train.data import CropDataset
 from ..train.distributed import init_distributed, parameters_identical_across_ranks, shutdown
@@ -49,8 +51,9 @@ class RunSpec:
         if self.strategy.uses_teacher and self.teacher is None:
             raise ConfigError(f"strategy {self.strategy.name!r} distills from a teacher: pass one")
         if self.teacher_init and not self.strategy.uses_teacher:
-            raise ConfigError(f"teacher init: strategy {self.strategy.name!r} trains without a teacher "
-                              "(try prune-finetune)")
+            raise ConfigError(
+                f"teacher init: strategy {self.strategy.name!r} trains without a teacher (try prune-finetune)"
+            )
         if self.init is not None and (self.teacher_init or self.strategy.teacher_init):
             raise ConfigError("start from --init weights or from the pruned teacher, not both")
 
@@ -66,11 +69,19 @@ class RunSpec:
 
     def description(self, phases: list[Phase], world_size: int) -> dict:
         """The resolved run, as ``config.json`` records it."""
-        return {"command": self.command, "model": to_dict(self.model), "strategy": asdict(self.strategy),
-                "train": asdict(self.train), "teacher": str(self.teacher) if self.strategy.uses_teacher else None,
-                "init": str(self.init) if self.init is not None else None, "teacher_init": self.teacher_init,
-                "phase_steps": [p.steps for p in phases], "data": str(self.data),
-                "val": str(self.val) if self.val else None, "world_size": world_size}
+        return {
+            "command": self.command,
+            "model": to_dict(self.model),
+            "strategy": asdict(self.strategy),
+            "train": asdict(self.train),
+            "teacher": str(self.teacher) if self.strategy.uses_teacher else None,
+            "init": str(self.init) if self.init is not None else None,
+            "teacher_init": self.teacher_init,
+            "phase_steps": [p.steps for p in phases],
+            "data": str(self.data),
+            "val": str(self.val) if self.val else None,
+            "world_size": world_size,
+        }
 
 
 def config_for(spec: str) -> ModelConfig:
@@ -80,20 +91,33 @@ def config_for(spec: str) -> ModelConfig:
     return get_config(spec)
 
 
-def model_to_train(model: str | None = None, init: str | Path | None = None, variable_rate: bool = False,
-                   lmbdas: tuple[float, ...] | None = None, padding: str | None = None) -> ModelConfig:
+def model_to_train(
+    model: str | None = None,
+    init: str | Path | None = None,
+    variable_rate: bool = False,
+    lmbdas: tuple[float, ...] | None = None,
+    padding: Literal["zeros", "replicate"] | None = None,
+) -> ModelConfig:
     """The model a training run trains: ``model`` (preset or JSON) or else the ``init`` weights' own,
     made variable-rate (over ``lmbdas``) and given ``padding`` if asked."""
-    if model is None and init is None:
+    if model is not None:
+        config = config_for(model)
+    elif init is not None:
+        config = read_config(init)
+    else:
         raise KdicError("pass --model PRESET (or a config JSON), or --init WEIGHTS to start from a trained model")
-    config = config_for(model) if model is not None else read_config(init)
     if variable_rate or lmbdas:
         config = with_variable_rate(config, lmbdas)
     return replace(config, padding=padding) if padding is not None else config
 
 
-def distillation_pair(teacher: str | Path, student: str | None = None, lmbda: float | None = None,
-                      stage1_channels: int | None = None, width_scale: float = 0.65) -> tuple[ModelConfig, float | None]:
+def distillation_pair(
+    teacher: str | Path,
+    student: str | None = None,
+    lmbda: float | None = None,
+    stage1_channels: int | None = None,
+    width_scale: float = 0.65,
+) -> tuple[ModelConfig, float | None]:
     """The student config (``student``: preset, JSON or ``"derive"``; see ``student_for``) and the
     lambda a distillation from ``teacher`` runs at (default: the one the teacher was trained at)."""
     teacher_config = read_config(teacher)
@@ -101,22 +125,32 @@ def distillation_pair(teacher: str | Path, student: str | None = None, lmbda: fl
     if lmbda is None and teacher_config.variable_rate is None:
         raise KdicError(f"{teacher} records no lambda; pass --lmbda")
     if student == "derive":
-        chosen = derive_student(teacher_config, f"{teacher_config.name}-student", stage1_channels,
-                                width_scale=width_scale)
+        chosen = derive_student(
+            teacher_config, f"{teacher_config.name}-student", stage1_channels, width_scale=width_scale
+        )
     else:
         chosen = student_for(teacher_config, config_for(student) if student else None, stage1_channels, width_scale)
     return chosen, lmbda
 
 
-def build_distillation(teacher: LearnedImageCodec | None, student_config: ModelConfig, strategy: Strategy,
-                       total_steps: int, seed: int = 0, teacher_init: bool = False,
-                       init: tuple[LearnedImageCodec, str | Path] | None = None,
-                       ) -> tuple[DistillationModule, list[Phase]]:
+def build_distillation(
+    teacher: LearnedImageCodec | None,
+    student_config: ModelConfig,
+    strategy: Strategy,
+    total_steps: int,
+    seed: int = 0,
+    teacher_init: bool = False,
+    init: tuple[LearnedImageCodec, str | Path] | None = None,
+) -> tuple[DistillationModule, list[Phase]]:
     """The trained module (student + adapters) and its phases, before any step is taken; ``init`` is
     (trained model, where it came from) to start the student from."""
-    if strategy.uses_teacher and teacher.config.variable_rate != student_config.variable_rate:
-        raise ConfigError("teacher and student must both be fixed-rate or share one variable-rate config "
-                          f"({teacher.config.variable_rate} vs {student_config.variable_rate})")
+    if strategy.uses_teacher:
+        assert teacher is not None  # a strategy that uses the teacher is given one
+        if teacher.config.variable_rate != student_config.variable_rate:
+            raise ConfigError(
+                "teacher and student must both be fixed-rate or share one variable-rate config "
+                f"({teacher.config.variable_rate} vs {student_config.variable_rate})"
+            )
     torch.manual_seed(seed)
     student = LearnedImageCodec(student_config)
     if init is not None:
@@ -125,18 +159,28 @@ def build_distillation(teacher: LearnedImageCodec | None, student_config: ModelC
     strategy = strategy.expand(len(student.g_a.stages), len(student.g_s.stages), student_config.family)
     if strategy.uses_teacher:
         if teacher_init or strategy.teacher_init:
+            assert teacher is not None  # as checked above
             init_from_teacher(student, teacher)
             module.slice_adapters()
         module.inherit(strategy.inherit)
     phases = []
     for spec, steps in zip(strategy.phases, strategy.steps(total_steps)):
-        phases.append(Phase(spec.name, steps, module.trainable_paths(spec), phase_loss(spec.loss, spec.feature_weight),
-                            setup=lambda spec=spec: module.set_phase(spec), info=asdict(spec)))
+        phases.append(
+            Phase(
+                spec.name,
+                steps,
+                module.trainable_paths(spec),
+                phase_loss(spec.loss, spec.feature_weight),
+                setup=functools.partial(module.set_phase, spec),
+                info=asdict(spec),
+            )
+        )
     return module, phases
 
 
-def run(spec: RunSpec, resume: bool = False, quiet: bool = False, device: str = "auto",
-        runtime: Runtime = Runtime()) -> dict:
+def run(
+    spec: RunSpec, resume: bool = False, quiet: bool = False, device: str = "auto", runtime: Runtime = Runtime()
+) -> dict:
     """Run every phase of ``spec.strategy`` on ``spec.train.steps`` steps, or resume the run.
 
     A variable-rate model trains every phase over its lambda range (one lambda per step). Exports
@@ -148,12 +192,14 @@ def run(spec: RunSpec, resume: bool = False, quiet: bool = False, device: str = 
     run_dir = Path(spec.run_dir)
     lock = None
     try:
-        teacher = load(spec.teacher, ctx.device) if spec.strategy.uses_teacher else None
+        # RunSpec requires a teacher where the strategy uses one
+        teacher = load(spec.teacher, ctx.device) if spec.strategy.uses_teacher and spec.teacher is not None else None
         if teacher is not None and ctx.device.type == "cuda":
-            teacher.to(memory_format=torch.channels_last)
+            teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
         init = (load(spec.init), spec.init) if spec.init is not None else None
-        module, phases = build_distillation(teacher, spec.model, spec.strategy, train_config.steps,
-                                            train_config.seed, spec.teacher_init, init)
+        module, phases = build_distillation(
+            teacher, spec.model, spec.strategy, train_config.steps, train_config.seed, spec.teacher_init, init
+        )
         module.to(ctx.device)
         lock = prepare_run_dir(run_dir, spec.description(phases, ctx.world_size), resume, ctx)
         data = CropDataset(spec.data, train_config.crop, train_config.seed, ctx.rank, ctx.world_size)
@@ -172,8 +218,12 @@ def run(spec: RunSpec, resume: bool = False, quiet: bool = False, device: str = 
             provenance = {"run": str(run_dir), "strategy": spec.strategy.name, "steps": summary["global_step"]}
             if spec.strategy.uses_teacher:
                 provenance["teacher"] = str(spec.teacher)
-            save(student, run_dir / "model.safetensors", lmbda=None if student.variable_rate else train_config.lmbda,
-                 extra=provenance)
+            save(
+                student,
+                run_dir / "model.safetensors",
+                lmbda=None if student.variable_rate else train_config.lmbda,
+                extra=provenance,
+            )
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     finally:

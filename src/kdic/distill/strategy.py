@@ -66,8 +66,10 @@ class PhaseSpec:
         if self.host == "teacher":
             missing = set(self.train) - set(self.swap)
             if missing or "all" in self.swap:
-                raise ConfigError(f"{where}: inside the teacher, trained parts {sorted(missing) or ['all']} must be "
-                                  "swapped-in student parts (and 'all' cannot be swapped)")
+                raise ConfigError(
+                    f"{where}: inside the teacher, trained parts {sorted(missing) or ['all']} must be "
+                    "swapped-in student parts (and 'all' cannot be swapped)"
+                )
         if self.loss == "rd+feature" and not self.feature_parts:
             raise ConfigError(f"{where}: loss 'rd+feature' needs 'feature_parts'")
         if self.loss == "feature" and "all" in self.train:
@@ -95,7 +97,7 @@ class Strategy:
         if not self.uses_teacher and any(p.host == "teacher" or p.loss != "rd" for p in self.phases):
             raise ConfigError(f"strategy {self.name!r}: without a teacher, phases must be student-hosted with RD loss")
 
-    def with_final_fraction(self, fraction: float) -> "Strategy":
+    def with_final_fraction(self, fraction: float) -> Strategy:
         """The same strategy with the last phase (the end-to-end fine-tune) taking ``fraction`` of the
         budget and the earlier phases sharing the rest in their original proportions."""
         if len(self.phases) < 2 or not 0 < fraction < 1:
@@ -112,13 +114,15 @@ class Strategy:
             raise ConfigError(f"{total_steps} steps are too few for the {len(self.phases)} phases of {self.name!r}")
         return counts + [last]
 
-
-    def expand(self, encoder_stages: int, decoder_stages: int, family) -> "Strategy":
+    def expand(self, encoder_stages: int, decoder_stages: int, family) -> Strategy:
         """The concrete phases for a teacher with these stage counts and latent-codec ``family``:
         ``each`` phases unrolled, stage groups spelled out, every part checked against the model."""
         count = encoder_stages + decoder_stages
-        groups = {"encoder": range(1, encoder_stages + 1), "decoder": range(encoder_stages + 1, count + 1),
-                  "stages": range(1, count + 1)}
+        groups = {
+            "encoder": range(1, encoder_stages + 1),
+            "decoder": range(encoder_stages + 1, count + 1),
+            "stages": range(1, count + 1),
+        }
 
         def parts(names: tuple[str, ...], where: str) -> tuple[str, ...]:
             out: list[str] = []
@@ -129,8 +133,9 @@ class Strategy:
                 elif match and not 1 <= int(match.group(1)) <= count:
                     raise ConfigError(f"{where}: {name!r} does not exist; this teacher has stages 1..{count}")
                 elif not match and name != "all" and name not in family.parts:
-                    raise ConfigError(f"{where}: this entropy model has no part {name!r}; it has "
-                                      f"{', '.join(family.parts) or 'none'}")
+                    raise ConfigError(
+                        f"{where}: this entropy model has no part {name!r}; it has {', '.join(family.parts) or 'none'}"
+                    )
                 else:
                     out.append(name)
             return tuple(out)
@@ -149,9 +154,17 @@ class Strategy:
             if not items:  # e.g. entropy phases of a family that declares none: the others share its budget
                 continue
             for name, train, swap in items:
-                phases.append(replace(spec, name=name, fraction=spec.fraction / len(items), train=parts(train, where),
-                                      swap=parts(swap, where) if spec.host == "teacher" else (),
-                                      feature_parts=parts(spec.feature_parts, where), each=()))
+                phases.append(
+                    replace(
+                        spec,
+                        name=name,
+                        fraction=spec.fraction / len(items),
+                        train=parts(train, where),
+                        swap=parts(swap, where) if spec.host == "teacher" else (),
+                        feature_parts=parts(spec.feature_parts, where),
+                        each=(),
+                    )
+                )
         total = sum(p.fraction for p in phases)
         inherit = tuple(p for p in self.inherit if p in family.parts)
         return replace(self, phases=tuple(replace(p, fraction=p.fraction / total) for p in phases), inherit=inherit)
@@ -175,13 +188,28 @@ def strategy_from_dict(data: dict) -> Strategy:
         if not isinstance(p, dict) or set(p) - phase_fields:
             raise ConfigError(f"strategy phase {i}: unknown field(s) {sorted(set(p) - phase_fields)}")
         try:
-            phases.append(PhaseSpec(**{**p, **{k: _tuple(p[k], f"phase {i}.{k}")
-                                               for k in ("train", "swap", "feature_parts", "each") if k in p}}))
+            phases.append(
+                PhaseSpec(
+                    **{
+                        **p,
+                        **{
+                            k: _tuple(p[k], f"phase {i}.{k}")
+                            for k in ("train", "swap", "feature_parts", "each")
+                            if k in p
+                        },
+                    }
+                )
+            )
         except TypeError as exc:
             raise ConfigError(f"strategy phase {i}: {exc}") from None
-    return Strategy(str(data.get("name", "")), tuple(phases), str(data.get("description", "")),
-                    bool(data.get("uses_teacher", True)), _tuple(data.get("inherit", []), "inherit"),
-                    bool(data.get("teacher_init", False)))
+    return Strategy(
+        str(data.get("name", "")),
+        tuple(phases),
+        str(data.get("description", "")),
+        bool(data.get("uses_teacher", True)),
+        _tuple(data.get("inherit", []), "inherit"),
+        bool(data.get("teacher_init", False)),
+    )
 
 
 def available_strategies() -> list[str]:

@@ -7,6 +7,21 @@ from .ops import bits, gaussian_likelihood, quantize, ste_round
 from .scctx import SCCTXConfig, SCCTXLatentCodec, channel_ramp, checkerboard_anchor_mask
 from .slices import SliceConfig, SliceLatentCodec
 
-__all__ = ["EntropyBottleneck", "GaussianHyperpriorCodec", "HyperpriorConfig", "LATENT_CODECS", "LatentCodecConfig", "LatentCodecFamily", "SCCTXConfig",
-           "SCCTXLatentCodec", "SliceConfig", "SliceLatentCodec", "bits", "channel_ramp", "checkerboard_anchor_mask",
-           "gaussian_likelihood", "quantize", "ste_round"]
+__all__ = [
+    "EntropyBottleneck",
+    "GaussianHyperpriorCodec",
+    "HyperpriorConfig",
+    "LATENT_CODECS",
+    "LatentCodecConfig",
+    "LatentCodecFamily",
+    "SCCTXConfig",
+    "SCCTXLatentCodec",
+    "SliceConfig",
+    "SliceLatentCodec",
+    "bits",
+    "channel_ramp",
+    "checkerboard_anchor_mask",
+    "gaussian_likelihood",
+    "quantize",
+    "ste_round",
+]

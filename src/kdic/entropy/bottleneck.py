@@ -23,8 +23,11 @@ class EntropyBottleneck(nn.Module):
     medians, as in CompressAI.
     """
 
-    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3, 3), init_scale: float = 10.0,
-                 tail_mass: float = 1e-9) -> None:
+    target: Tensor  # a buffer
+
+    def __init__(
+        self, channels: int, filters: tuple[int, ...] = (3, 3, 3, 3), init_scale: float = 10.0, tail_mass: float = 1e-9
+    ) -> None:
         super().__init__()
         self.channels = channels
         widths = (1, *filters, 1)
@@ -108,8 +111,8 @@ class EntropyBottleneck(nn.Module):
                 pmf = self._bin_probability(samples[:, None, :])[:, 0, :]
                 support = torch.arange(length)[None] <= (minima + maxima)[:, None]
                 pmf = torch.where(support, pmf.clamp_min(1e-12), torch.zeros_like(pmf))
-                pmf = (pmf / pmf.sum(dim=1, keepdim=True)).numpy()
-            self._tables = FactorizedTables(self.quantiles.detach()[:, 0, 1].clone(), minima, maxima, pmf)
+                pmf_table = (pmf / pmf.sum(dim=1, keepdim=True)).numpy()
+            self._tables = FactorizedTables(self.quantiles.detach()[:, 0, 1].clone(), minima, maxima, pmf_table)
             self._tables_key = key
         return self._tables
 

@@ -10,8 +10,8 @@ both sides agree on.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import constriction
 import numpy as np
@@ -85,8 +85,9 @@ class StreamEncoder:
         self._encoder = constriction.stream.queue.RangeEncoder()
         self.symbols = 0
 
-    def code(self, symbols: Tensor, indexes: Tensor) -> Tensor:
+    def code(self, symbols: Tensor | None, indexes: Tensor) -> Tensor:
         """Residuals under zero-mean quantized Gaussians with table scales; returns ``symbols``."""
+        assert symbols is not None  # the encoder side always has the symbols (SymbolCoder allows None)
         values = symbols.reshape(-1).to(torch.int32).numpy()
         if values.size:
             stds = _TABLE64[indexes.reshape(-1).numpy()]
@@ -97,7 +98,9 @@ class StreamEncoder:
     def categorical(self, symbols: np.ndarray, probabilities: np.ndarray) -> None:
         """Symbols that share one PMF (one channel of z): one model, not one table row per symbol."""
         if symbols.size:
-            self._encoder.encode(symbols.astype(np.int32), constriction.stream.model.Categorical(probabilities, perfect=False))
+            self._encoder.encode(
+                symbols.astype(np.int32), constriction.stream.model.Categorical(probabilities, perfect=False)
+            )
         self.symbols += symbols.size
 
     def finish(self) -> bytes:
@@ -148,8 +151,9 @@ class FactorizedTables:
         """Channel-wise offset symbols in [0, minima + maxima] (values beyond the support are clamped)."""
         med = self.medians.view(1, -1, 1, 1)
         offset = torch.round(z - med)
-        offset = torch.maximum(torch.minimum(offset, self.maxima.view(1, -1, 1, 1).float()),
-                               -self.minima.view(1, -1, 1, 1).float())
+        offset = torch.maximum(
+            torch.minimum(offset, self.maxima.view(1, -1, 1, 1).float()), -self.minima.view(1, -1, 1, 1).float()
+        )
         return offset + self.minima.view(1, -1, 1, 1).float()
 
     def values(self, symbols: Tensor) -> Tensor:
@@ -165,6 +169,10 @@ class FactorizedTables:
     def decode(self, coder: StreamDecoder, shape: torch.Size) -> Tensor:
         """Inverse of ``encode``; memory is sized by the tile, never by the header's claims alone."""
         b, c, h, w = shape
-        values = np.stack([np.stack([coder.categorical(h * w, self.probabilities[channel]) for channel in range(c)])
-                           for _ in range(b)])
+        values = np.stack(
+            [
+                np.stack([coder.categorical(h * w, self.probabilities[channel]) for channel in range(c)])
+                for _ in range(b)
+            ]
+        )
         return torch.from_numpy(values.astype(np.float32)).view(shape)

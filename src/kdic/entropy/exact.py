@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
-
 
 MANTISSA = 53  # float64 significand bits: integers below 2**53 add exactly
 LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact for |k| < 2**20 (fdlibm)
@@ -40,8 +39,18 @@ LN2_LO = 1.90821492927058770002e-10
 INV_LN2 = 1.44269504088896338700e00
 SQRT_HALF = 0.7071067811865476
 EXP_TERMS = tuple(1.0 / math.factorial(i) for i in range(14))  # Taylor coefficients, |r| <= ln2 / 2
-ERFC_COEFFICIENTS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398,
-                     1.48851587, -0.82215223, 0.17087277)  # Numerical Recipes erfcc: relative error < 1.2e-7
+ERFC_COEFFICIENTS = (
+    -1.26551223,
+    1.00002368,
+    0.37409196,
+    0.09678418,
+    -0.18628806,
+    0.27886807,
+    -1.13520398,
+    1.48851587,
+    -0.82215223,
+    0.17087277,
+)  # Numerical Recipes erfcc: relative error < 1.2e-7
 
 
 def _exponent(t: Tensor) -> int:
@@ -73,7 +82,7 @@ def snap_rows(weight: Tensor, bits: int, transposed: bool = False) -> Tensor:
         return cached[1]
     rows = _snap_rows(weight.detach().transpose(0, 1) if transposed else weight.detach(), bits)
     rows = rows.transpose(0, 1).contiguous() if transposed else rows
-    weight._kdic_exact = (key, rows)
+    weight._kdic_exact = (key, rows)  # type: ignore[attr-defined]  # a cache on the tensor object itself
     return rows
 
 
@@ -115,8 +124,9 @@ def _conv(transposed: bool):
         terms = (weight.shape[0] if transposed else weight.shape[1]) * weight.shape[2] * weight.shape[3]
         activation_bits, weight_bits = _split_bits(terms)
         op = F.conv_transpose2d if transposed else F.conv2d
-        out = op(snap(x, activation_bits), snap_rows(weight, weight_bits, transposed), None, stride, padding,
-                 *args, **kwargs)
+        out = op(
+            snap(x, activation_bits), snap_rows(weight, weight_bits, transposed), None, stride, padding, *args, **kwargs
+        )
         return out if bias is None else out + bias.double().view(1, -1, 1, 1)
 
     return run
@@ -221,8 +231,9 @@ def exact_softmax(x: Tensor, dim: int, *args, **kwargs) -> Tensor:
     return e / exact_sum(e, dim, keepdim=True)
 
 
-def exact_layer_norm(x: Tensor, shape, weight: Tensor | None = None, bias: Tensor | None = None,
-                     eps: float = 1e-5) -> Tensor:
+def exact_layer_norm(
+    x: Tensor, shape, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
+) -> Tensor:
     dims = tuple(range(-len(shape), 0))
     x = x.double()
     centred = x - exact_mean(x, dims, keepdim=True)
@@ -254,21 +265,31 @@ def register_exact(impl: Callable, *funcs: Callable) -> None:
 
 
 for _funcs, _impl in (
-        ((F.conv2d,), _conv(transposed=False)), ((F.conv_transpose2d,), _conv(transposed=True)),
-        ((F.linear,), exact_linear), ((torch.matmul, Tensor.matmul, Tensor.__matmul__, torch.bmm, Tensor.bmm), exact_matmul),
-        ((torch.sum, Tensor.sum), exact_sum), ((torch.mean, Tensor.mean), exact_mean),
-        ((torch.exp, Tensor.exp), exact_exp), ((torch.log, Tensor.log), exact_log),
-        ((torch.tanh, Tensor.tanh, F.tanh), exact_tanh), ((torch.sigmoid, Tensor.sigmoid, F.sigmoid), exact_sigmoid),
-        ((F.gelu,), table_gelu), ((F.softplus,), exact_softplus),
-        ((F.softmax, torch.softmax, Tensor.softmax), exact_softmax), ((F.layer_norm,), exact_layer_norm),
-        ((torch.rsqrt, Tensor.rsqrt), lambda x: 1.0 / torch.sqrt(x)),
-        ((torch.erfc, Tensor.erfc), exact_erfc), ((torch.erf, Tensor.erf), lambda x: 1.0 - exact_erfc(x)),
-        ((torch.pow, Tensor.pow, Tensor.__pow__), exact_pow)):
+    ((F.conv2d,), _conv(transposed=False)),
+    ((F.conv_transpose2d,), _conv(transposed=True)),
+    ((F.linear,), exact_linear),
+    ((torch.matmul, Tensor.matmul, Tensor.__matmul__, torch.bmm, Tensor.bmm), exact_matmul),
+    ((torch.sum, Tensor.sum), exact_sum),
+    ((torch.mean, Tensor.mean), exact_mean),
+    ((torch.exp, Tensor.exp), exact_exp),
+    ((torch.log, Tensor.log), exact_log),
+    ((torch.tanh, Tensor.tanh, F.tanh), exact_tanh),
+    ((torch.sigmoid, Tensor.sigmoid, F.sigmoid), exact_sigmoid),
+    ((F.gelu,), table_gelu),
+    ((F.softplus,), exact_softplus),
+    ((F.softmax, torch.softmax, Tensor.softmax), exact_softmax),
+    ((F.layer_norm,), exact_layer_norm),
+    ((torch.rsqrt, Tensor.rsqrt), lambda x: 1.0 / torch.sqrt(x)),
+    ((torch.erfc, Tensor.erfc), exact_erfc),
+    ((torch.erf, Tensor.erf), lambda x: 1.0 - exact_erfc(x)),
+    ((torch.pow, Tensor.pow, Tensor.__pow__), exact_pow),
+):
     register_exact(_impl, *_funcs)
 
 # Operations whose result is the same on every machine: data movement, indexing, comparisons,
 # rounding, and the correctly rounded arithmetic of IEEE 754.
-EXACT_ANYWAY = frozenset("""
+EXACT_ANYWAY = frozenset(
+    """
 __get__ __getitem__ __setitem__ __len__ __bool__ __index__ __int__ __float__ __format__ __repr__
 __add__ __radd__ __iadd__ __sub__ __rsub__ __isub__ __mul__ __rmul__ __imul__ __truediv__ __rtruediv__
 __itruediv__ __neg__ __abs__ __and__ __or__ __invert__ __xor__ __eq__ __ne__ __lt__ __le__ __gt__ __ge__
@@ -283,7 +304,8 @@ pad pixel_shuffle pixel_unshuffle dropout identity bucketize searchsorted numpy 
 requires_grad_ data_ptr element_size nelement storage_offset untyped_storage frexp
 remainder __mod__ fmod floor_divide __floordiv__ masked_select masked_scatter masked_scatter_ index_put index_put_
 nonzero reciprocal square take
-""".split())
+""".split()
+)
 
 
 class _ExactMode(TorchFunctionMode):
@@ -292,8 +314,10 @@ class _ExactMode(TorchFunctionMode):
         if func in EXACT_OPS:
             return EXACT_OPS[func](*args, **kwargs)
         if getattr(func, "__name__", None) not in EXACT_ANYWAY:
-            raise NotImplementedError(f"{getattr(func, '__qualname__', func)} has no exact implementation; "
-                                      "register one with kdic.entropy.exact.register_exact")
+            raise NotImplementedError(
+                f"{getattr(func, '__qualname__', func)} has no exact implementation; "
+                "register one with kdic.entropy.exact.register_exact"
+            )
         return func(*args, **kwargs)
 
 

@@ -8,8 +8,9 @@ the family up here and never branch on types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -53,4 +54,7 @@ LATENT_CODECS: Registry[LatentCodecFamily] = Registry("latent codec family")
 
 # SMoDi's entropy phases of the context models: the channel context inside the teacher, then the
 # parameter aggregation with the student's channel context in front of it (it reads its output).
-CONTEXT_PHASES = (("channel_context", ("channel_context",)), ("param_aggregation", ("channel_context", "param_aggregation")))
+CONTEXT_PHASES = (
+    ("channel_context", ("channel_context",)),
+    ("param_aggregation", ("channel_context", "param_aggregation")),
+)

@@ -45,8 +45,9 @@ class GaussianHyperpriorCodec(HyperpriorLatentCodec):
         act = (lambda: nn.LeakyReLU(inplace=True)) if means else (lambda: nn.ReLU(inplace=True))
         self.h_a = nn.Sequential(conv(m, n, 3), act(), conv(n, n, 5, 2), act(), conv(n, n, 5, 2))
         if means:
-            self.h_s = nn.Sequential(deconv(n, m, 5, 2), act(), deconv(m, m * 3 // 2, 5, 2), act(),
-                                     conv(m * 3 // 2, 2 * m, 3))
+            self.h_s = nn.Sequential(
+                deconv(n, m, 5, 2), act(), deconv(m, m * 3 // 2, 5, 2), act(), conv(m * 3 // 2, 2 * m, 3)
+            )
         else:
             self.h_s = nn.Sequential(deconv(n, n, 5, 2), act(), deconv(n, n, 5, 2), act(), conv(n, m, 3), act())
         self.entropy_bottleneck = EntropyBottleneck(n)
@@ -56,16 +57,23 @@ class GaussianHyperpriorCodec(HyperpriorLatentCodec):
 
     def side_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor | None]:
         params = self.h_s(z_hat)
-        return tuple(params.chunk(2, dim=1)) if self.means else (params, None)  # type: ignore[return-value]
+        return tuple(params.chunk(2, dim=1)) if self.means else (params, None)
 
     def forward(self, y: Tensor) -> dict:
         z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(self.hyper_input(y)))
         scales, means = self.side_params(z_hat)
-        return {"y_hat": quantize(y, means, self.training),
-                "likelihoods": {"y": gaussian_likelihood(y, scales, means, self.training), "z": z_likelihoods}}
+        return {
+            "y_hat": quantize(y, means, self.training),
+            "likelihoods": {"y": gaussian_likelihood(y, scales, means, self.training), "z": z_likelihoods},
+        }
 
-    def code_y(self, side: tuple[Tensor, Tensor | None], y_shape: tuple[int, int, int, int], coder: SymbolCoder,
-               y: Tensor | None) -> Tensor:
+    def code_y(
+        self,
+        side: tuple[Tensor, Tensor | None],
+        y_shape: tuple[int, int, int, int],
+        coder: SymbolCoder,
+        y: Tensor | None,
+    ) -> Tensor:
         """All of y in one pass, (C, H, W) order, under the snapped scales and means."""
         scales, means = side
         indexes, means = quantize_parameters(scales, scales.new_zeros(()) if means is None else means, NEAREST)
@@ -74,8 +82,12 @@ class GaussianHyperpriorCodec(HyperpriorLatentCodec):
         return coder.code(symbols, indexes) + means
 
 
-LATENT_CODECS.register("hyperprior", LatentCodecFamily(
-    HyperpriorConfig,
-    build=lambda c, m: GaussianHyperpriorCodec(m, c.hyper_channels, c.means),
-    parts={"hyper": ("h_a", "h_s", "entropy_bottleneck")},
-    interface=lambda c, m: ("hyperprior", m, c.means, c.hyper_channels)))
+LATENT_CODECS.register(
+    "hyperprior",
+    LatentCodecFamily(
+        HyperpriorConfig,
+        build=lambda c, m: GaussianHyperpriorCodec(m, c.hyper_channels, c.means),
+        parts={"hyper": ("h_a", "h_s", "entropy_bottleneck")},
+        interface=lambda c, m: ("hyperprior", m, c.means, c.hyper_channels),
+    ),
+)

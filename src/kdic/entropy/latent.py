@@ -10,7 +10,7 @@ CPU computed them).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -51,9 +51,13 @@ class HyperpriorLatentCodec(nn.Module):
         y_stream, z_stream = StreamEncoder(), StreamEncoder()
         tables.encode(z_stream, z_symbols)
         with exact_arithmetic() if exact else fixed_threads():
-            y_hat = self.code_y(self.side_params(tables.values(z_symbols)), tuple(y.shape), y_stream, y)
-        return {"strings": [y_stream.finish(), z_stream.finish()], "y_hat": y_hat.float(),
-                "symbols": y_stream.symbols + z_stream.symbols}
+            y_shape = cast(tuple[int, int, int, int], tuple(y.shape))  # one (1, C, H, W) latent
+            y_hat = self.code_y(self.side_params(tables.values(z_symbols)), y_shape, y_stream, y)
+        return {
+            "strings": [y_stream.finish(), z_stream.finish()],
+            "y_hat": y_hat.float(),
+            "symbols": y_stream.symbols + z_stream.symbols,
+        }
 
     @torch.no_grad()
     def decompress(self, strings: list[bytes], y_shape: tuple[int, int, int, int], exact: bool = True) -> dict:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -40,13 +41,13 @@ class _LowerBound(torch.autograd.Function):
     """max(x, bound) whose gradient still pushes values up from below the bound."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, bound: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, bound: float) -> Tensor:
         ctx.save_for_backward(x)
         ctx.bound = bound
         return x.clamp_min(bound)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         (x,) = ctx.saved_tensors
         pass_through = (x >= ctx.bound) | (grad < 0)
         return grad * pass_through, None

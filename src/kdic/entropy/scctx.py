@@ -100,9 +100,18 @@ def checkerboard_anchor_mask(height: int, width: int, like: Tensor) -> Tensor:
 class SCCTXLatentCodec(HyperpriorLatentCodec):
     """Hyperprior + channel groups + checkerboard latent codec for y (and factorized z)."""
 
-    def __init__(self, latent_channels: int, groups: tuple[int, ...], hyper_channels: int, style: str,
-                 hyper_expansion: float, context_expansion: float, aggregation_expansion: float,
-                 hyper_blocks: int, grid: CodingGrid = ROUND_UP) -> None:
+    def __init__(
+        self,
+        latent_channels: int,
+        groups: tuple[int, ...],
+        hyper_channels: int,
+        style: str,
+        hyper_expansion: float,
+        context_expansion: float,
+        aggregation_expansion: float,
+        hyper_blocks: int,
+        grid: CodingGrid = ROUND_UP,
+    ) -> None:
         super().__init__()
         m, n = latent_channels, hyper_channels
         self.grid = grid
@@ -116,24 +125,38 @@ class SCCTXLatentCodec(HyperpriorLatentCodec):
                 self.channel_context[f"y{k}"] = _ramp(widths, lambda a, b: S2CConvBlock(a, context_expansion, b), None)
             else:
                 self.channel_context[f"y{k}"] = nn.Sequential(
-                    conv(widths[0], 224, 5), nn.ReLU(inplace=True), conv(224, 128, 5), nn.ReLU(inplace=True),
-                    conv(128, widths[-1], 5))
+                    conv(widths[0], 224, 5),
+                    nn.ReLU(inplace=True),
+                    conv(224, 128, 5),
+                    nn.ReLU(inplace=True),
+                    conv(128, widths[-1], 5),
+                )
         self.spatial_context = nn.ModuleList(conv(g, 2 * g, 5) for g in groups)
         self.param_aggregation = nn.ModuleList()
         for k, g in enumerate(groups):
             widths = channel_ramp(2 * g + (2 * g if k else 0) + 2 * n, 2 * g, 2 * n)
             if style == "s2c":
                 self.param_aggregation.append(
-                    _ramp(widths, lambda a, b: ParameterAggregationBlock(a, b, aggregation_expansion), None))
+                    _ramp(widths, lambda a, b: ParameterAggregationBlock(a, b, aggregation_expansion), None)
+                )
             else:
                 self.param_aggregation.append(_ramp(widths, lambda a, b: conv(a, b, 1), nn.ReLU))
 
     @staticmethod
-    def _hyper_transforms(m: int, n: int, style: str, expansion: float, blocks: int) -> tuple[nn.Sequential, nn.Sequential]:
+    def _hyper_transforms(
+        m: int, n: int, style: str, expansion: float, blocks: int
+    ) -> tuple[nn.Sequential, nn.Sequential]:
         if style == "elic":
-            h_a = nn.Sequential(conv(m, n, 3), nn.ReLU(inplace=True), conv(n, n, 5, 2), nn.ReLU(inplace=True), conv(n, n, 5, 2))
-            h_s = nn.Sequential(deconv(n, n, 5, 2), nn.ReLU(inplace=True), deconv(n, 3 * n // 2, 5, 2),
-                                nn.ReLU(inplace=True), deconv(3 * n // 2, 2 * n, 3, 1))
+            h_a = nn.Sequential(
+                conv(m, n, 3), nn.ReLU(inplace=True), conv(n, n, 5, 2), nn.ReLU(inplace=True), conv(n, n, 5, 2)
+            )
+            h_s = nn.Sequential(
+                deconv(n, n, 5, 2),
+                nn.ReLU(inplace=True),
+                deconv(n, 3 * n // 2, 5, 2),
+                nn.ReLU(inplace=True),
+                deconv(3 * n // 2, 2 * n, 3, 1),
+            )
             return h_a, h_s
 
         def gated() -> list[nn.Module]:
@@ -175,8 +198,10 @@ class SCCTXLatentCodec(HyperpriorLatentCodec):
             y_hat_k, likelihood_k = self._code_group(k, y_k, self.group_context(k, y_hat_groups, side_params))
             y_hat_groups.append(y_hat_k)
             likelihoods.append(likelihood_k)
-        return {"y_hat": torch.cat(y_hat_groups, dim=1),
-                "likelihoods": {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods}}
+        return {
+            "y_hat": torch.cat(y_hat_groups, dim=1),
+            "likelihoods": {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods},
+        }
 
     def side_params(self, z_hat: Tensor) -> Tensor:
         return self.h_s(z_hat)
@@ -188,13 +213,14 @@ class SCCTXLatentCodec(HyperpriorLatentCodec):
         y_groups = y.split(self.groups, dim=1) if y is not None else [None] * len(self.groups)
         y_hat_groups: list[Tensor] = []
         for k, g in enumerate(self.groups):
+            y_group = y_groups[k]
             context = self.group_context(k, y_hat_groups, side)
             y_hat = side.new_zeros(b, g, h, w)
             for mask in (anchor, ~anchor):
                 spatial = self.spatial_context[k](y_hat) if mask is not anchor else side.new_zeros(b, 2 * g, h, w)
                 indexes, means = quantize_parameters(*self.group_params(k, spatial, context), self.grid)
                 mask = mask.expand_as(means)
-                symbols = None if y_groups[k] is None else residual_symbols(y_groups[k], means)[mask]
+                symbols = None if y_group is None else residual_symbols(y_group, means)[mask]
                 y_hat[mask] = coder.code(symbols, indexes[mask]) + means[mask]
             y_hat_groups.append(y_hat)
         return torch.cat(y_hat_groups, dim=1)
@@ -202,21 +228,44 @@ class SCCTXLatentCodec(HyperpriorLatentCodec):
 
 def _fits(config: SCCTXConfig, latent_channels: int) -> str | None:
     lead = sum(config.groups)
-    return None if latent_channels > lead else (
-        f"latent channels M={latent_channels} must exceed the sum of the leading channel groups "
-        f"{list(config.groups)} = {lead} (the last group takes M - {lead})")
+    return (
+        None
+        if latent_channels > lead
+        else (
+            f"latent channels M={latent_channels} must exceed the sum of the leading channel groups "
+            f"{list(config.groups)} = {lead} (the last group takes M - {lead})"
+        )
+    )
 
 
-LATENT_CODECS.register("scctx", LatentCodecFamily(
-    SCCTXConfig,
-    build=lambda c, m: SCCTXLatentCodec(m, c.channel_groups(m), c.hyper_channels, c.style, c.hyper_expansion,
-                                        c.context_expansion, c.aggregation_expansion, c.hyper_blocks,
-                                        CODING_GRIDS[c.coding]),
-    parts={"channel_context": ("channel_context",), "param_aggregation": ("param_aggregation",),
-           "spatial_context": ("spatial_context",), "hyper": ("h_a", "h_s", "entropy_bottleneck")},
-    phases=CONTEXT_PHASES,
-    interface=lambda c, m: ("scctx", m, c.channel_groups(m), c.hyper_channels),
-    check=_fits,
-    checkerboard=("spatial_context",),
-    # S2CFormer's enhanced SCCTX has expansions to shrink; ELIC's conv version has none.
-    shrink=lambda c, e: replace(c, context_expansion=float(e), aggregation_expansion=float(e)) if c.style == "s2c" else c))
+LATENT_CODECS.register(
+    "scctx",
+    LatentCodecFamily(
+        SCCTXConfig,
+        build=lambda c, m: SCCTXLatentCodec(
+            m,
+            c.channel_groups(m),
+            c.hyper_channels,
+            c.style,
+            c.hyper_expansion,
+            c.context_expansion,
+            c.aggregation_expansion,
+            c.hyper_blocks,
+            CODING_GRIDS[c.coding],
+        ),
+        parts={
+            "channel_context": ("channel_context",),
+            "param_aggregation": ("param_aggregation",),
+            "spatial_context": ("spatial_context",),
+            "hyper": ("h_a", "h_s", "entropy_bottleneck"),
+        },
+        phases=CONTEXT_PHASES,
+        interface=lambda c, m: ("scctx", m, c.channel_groups(m), c.hyper_channels),
+        check=_fits,
+        checkerboard=("spatial_context",),
+        # S2CFormer's enhanced SCCTX has expansions to shrink; ELIC's conv version has none.
+        shrink=lambda c, e: (
+            replace(c, context_expansion=float(e), aggregation_expansion=float(e)) if c.style == "s2c" else c
+        ),
+    ),
+)

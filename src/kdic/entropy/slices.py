@@ -13,7 +13,15 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..layers import AttentionBlock, ResidualBlockUpsample, ResidualBlockWithStride, SubpelConv, SwinLayer, TCMBlock, conv
+from ..layers import (
+    AttentionBlock,
+    ResidualBlockUpsample,
+    ResidualBlockWithStride,
+    SubpelConv,
+    SwinLayer,
+    TCMBlock,
+    conv,
+)
 from ..limits import MAX_CHANNELS, MAX_DEPTH, MAX_SLICES, MAX_WINDOW, in_range, require
 from .bottleneck import EntropyBottleneck
 from .coder import quantize_parameters, residual_symbols
@@ -49,9 +57,14 @@ class SliceConfig(LatentCodecConfig):
         in_range("hyper_blocks", self.hyper_blocks, 0, MAX_DEPTH)
         in_range("slices", self.slices, 1, MAX_SLICES)
         in_range("max_support", self.max_support, 0, MAX_SLICES)
-        require(self.hyper_width % 2 == 0 and (self.hyper_width // 2) % self.hyper_head_dim == 0,
-                 "hyper_width/2 must be divisible by hyper_head_dim")
-        require(self.attention_width % self.attention_head_dim == 0, "attention_width must be divisible by attention_head_dim")
+        require(
+            self.hyper_width % 2 == 0 and (self.hyper_width // 2) % self.hyper_head_dim == 0,
+            "hyper_width/2 must be divisible by hyper_head_dim",
+        )
+        require(
+            self.attention_width % self.attention_head_dim == 0,
+            "attention_width must be divisible by attention_head_dim",
+        )
 
 
 class SwinAttention(nn.Module):
@@ -73,16 +86,29 @@ class SwinAttention(nn.Module):
 
 
 def _context_net(in_ch: int, widths: tuple[int, int], out_ch: int) -> nn.Sequential:
-    return nn.Sequential(conv(in_ch, widths[0], 3), nn.GELU(), conv(widths[0], widths[1], 3), nn.GELU(),
-                         conv(widths[1], out_ch, 3))
+    return nn.Sequential(
+        conv(in_ch, widths[0], 3), nn.GELU(), conv(widths[0], widths[1], 3), nn.GELU(), conv(widths[1], out_ch, 3)
+    )
 
 
 class SliceLatentCodec(HyperpriorLatentCodec):
     """Hyperprior (separate mean and scale synthesis) plus sliced channel context for y."""
 
-    def __init__(self, latent_channels: int, hyper_channels: int, hyper_width: int, hyper_head_dim: int,
-                 hyper_window: int, hyper_blocks: int, slices: int, max_support: int, attention_width: int,
-                 attention_head_dim: int, attention_window: int, context_widths: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        latent_channels: int,
+        hyper_channels: int,
+        hyper_width: int,
+        hyper_head_dim: int,
+        hyper_window: int,
+        hyper_blocks: int,
+        slices: int,
+        max_support: int,
+        attention_width: int,
+        attention_head_dim: int,
+        attention_window: int,
+        context_widths: tuple[int, int],
+    ) -> None:
         super().__init__()
         m, width = latent_channels, hyper_width
         self.slices, self.max_support = slices, max_support
@@ -97,9 +123,11 @@ class SliceLatentCodec(HyperpriorLatentCodec):
         self.entropy_bottleneck = EntropyBottleneck(hyper_channels)
         support = [m + slice_ch * min(i, max_support) for i in range(slices)]
         self.atten_mean = nn.ModuleList(
-            SwinAttention(c, attention_width, attention_head_dim, attention_window) for c in support)
+            SwinAttention(c, attention_width, attention_head_dim, attention_window) for c in support
+        )
         self.atten_scale = nn.ModuleList(
-            SwinAttention(c, attention_width, attention_head_dim, attention_window) for c in support)
+            SwinAttention(c, attention_width, attention_head_dim, attention_window) for c in support
+        )
         self.cc_mean = nn.ModuleList(_context_net(c, context_widths, slice_ch) for c in support)
         self.cc_scale = nn.ModuleList(_context_net(c, context_widths, slice_ch) for c in support)
         self.lrp = nn.ModuleList(_context_net(c + slice_ch, context_widths, slice_ch) for c in support)
@@ -119,14 +147,17 @@ class SliceLatentCodec(HyperpriorLatentCodec):
             y_hat_slice = quantize(y_slice, means, self.training)
             residual = self.lrp[i](torch.cat([mean_support, y_hat_slice], dim=1))
             y_hat_slices.append(y_hat_slice + 0.5 * torch.tanh(residual))
-        return {"y_hat": torch.cat(y_hat_slices, dim=1),
-                "likelihoods": {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods}}
+        return {
+            "y_hat": torch.cat(y_hat_slices, dim=1),
+            "likelihoods": {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods},
+        }
 
     def side_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
         return self.h_mean_s(z_hat), self.h_scale_s(z_hat)
 
-    def code_y(self, side: tuple[Tensor, Tensor], y_shape: tuple[int, int, int, int], coder: SymbolCoder,
-               y: Tensor | None) -> Tensor:
+    def code_y(
+        self, side: tuple[Tensor, Tensor], y_shape: tuple[int, int, int, int], coder: SymbolCoder, y: Tensor | None
+    ) -> Tensor:
         """Real-coding twin of ``forward``: slice by slice with quantized parameters."""
         latent_means, latent_scales = side
         y_slices = y.chunk(self.slices, dim=1) if y is not None else [None] * self.slices
@@ -143,13 +174,33 @@ class SliceLatentCodec(HyperpriorLatentCodec):
         return torch.cat(y_hat_slices, dim=1)
 
 
-LATENT_CODECS.register("slices", LatentCodecFamily(
-    SliceConfig,
-    build=lambda c, m: SliceLatentCodec(m, c.hyper_channels, c.hyper_width, c.hyper_head_dim, c.hyper_window,
-                                        c.hyper_blocks, c.slices, c.max_support, c.attention_width,
-                                        c.attention_head_dim, c.attention_window, c.context_widths),
-    parts={"channel_context": ("atten_mean", "atten_scale", "cc_mean", "cc_scale"), "param_aggregation": ("lrp",),
-           "hyper": ("h_a", "h_mean_s", "h_scale_s", "entropy_bottleneck")},
-    phases=CONTEXT_PHASES,
-    interface=lambda c, m: ("slices", m, c.slices, c.hyper_channels),
-    check=lambda c, m: None if m % c.slices == 0 else f"latent channels M={m} must be divisible by {c.slices} slices"))
+LATENT_CODECS.register(
+    "slices",
+    LatentCodecFamily(
+        SliceConfig,
+        build=lambda c, m: SliceLatentCodec(
+            m,
+            c.hyper_channels,
+            c.hyper_width,
+            c.hyper_head_dim,
+            c.hyper_window,
+            c.hyper_blocks,
+            c.slices,
+            c.max_support,
+            c.attention_width,
+            c.attention_head_dim,
+            c.attention_window,
+            c.context_widths,
+        ),
+        parts={
+            "channel_context": ("atten_mean", "atten_scale", "cc_mean", "cc_scale"),
+            "param_aggregation": ("lrp",),
+            "hyper": ("h_a", "h_mean_s", "h_scale_s", "entropy_bottleneck"),
+        },
+        phases=CONTEXT_PHASES,
+        interface=lambda c, m: ("slices", m, c.slices, c.hyper_channels),
+        check=lambda c, m: (
+            None if m % c.slices == 0 else f"latent channels M={m} must be divisible by {c.slices} slices"
+        ),
+    ),
+)

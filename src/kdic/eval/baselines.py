@@ -12,9 +12,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -39,6 +39,7 @@ def _pillow_encode(fmt: str, **fixed) -> Callable[[np.ndarray, float], bytes]:
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format=fmt, quality=int(quality), **fixed)
         return buffer.getvalue()
+
     return encode
 
 
@@ -49,8 +50,14 @@ def _pillow_decode(data: bytes) -> np.ndarray:
 
 def _j2k_encode(image: np.ndarray, bits_per_pixel: float) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG2000", irreversible=True, mct=1, quality_mode="rates",
-                                quality_layers=[24.0 / bits_per_pixel])
+    Image.fromarray(image).save(
+        buffer,
+        format="JPEG2000",
+        irreversible=True,
+        mct=1,
+        quality_mode="rates",
+        quality_layers=[24.0 / bits_per_pixel],
+    )
     return buffer.getvalue()
 
 
@@ -60,9 +67,13 @@ def _jxl_codec() -> ClassicalCodec | str:
     except ImportError:
         return "JPEG XL skipped: install imagecodecs (pip install -e '.[baselines]') to measure it"
 
-    return ClassicalCodec("jpeg-xl", "JPEG XL via imagecodecs (libjxl), effort 7", (0.5, 1.0, 1.5, 2.5, 4.0, 6.0, 9.0),
-                          lambda image, d: imagecodecs.jpegxl_encode(image, distance=d, effort=7),
-                          lambda data: np.asarray(imagecodecs.jpegxl_decode(data))[..., :3].astype(np.uint8))
+    return ClassicalCodec(
+        "jpeg-xl",
+        "JPEG XL via imagecodecs (libjxl), effort 7",
+        (0.5, 1.0, 1.5, 2.5, 4.0, 6.0, 9.0),
+        lambda image, d: imagecodecs.jpegxl_encode(image, distance=d, effort=7),
+        lambda data: np.asarray(imagecodecs.jpegxl_decode(data))[..., :3].astype(np.uint8),
+    )
 
 
 def _hevc_codec() -> ClassicalCodec | str:
@@ -76,8 +87,23 @@ def _hevc_codec() -> ClassicalCodec | str:
     def encode(image: np.ndarray, qp: float) -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
             Image.fromarray(image).save(Path(tmp) / "in.png")
-            run(["-i", str(Path(tmp) / "in.png"), "-c:v", "libx265", "-pix_fmt", "yuv444p", "-preset", "medium",
-                 "-x265-params", f"qp={int(qp)}:keyint=1:log-level=error", "-frames:v", "1", str(Path(tmp) / "out.hevc")])
+            run(
+                [
+                    "-i",
+                    str(Path(tmp) / "in.png"),
+                    "-c:v",
+                    "libx265",
+                    "-pix_fmt",
+                    "yuv444p",
+                    "-preset",
+                    "medium",
+                    "-x265-params",
+                    f"qp={int(qp)}:keyint=1:log-level=error",
+                    "-frames:v",
+                    "1",
+                    str(Path(tmp) / "out.hevc"),
+                ]
+            )
             return (Path(tmp) / "out.hevc").read_bytes()
 
     def decode(data: bytes) -> np.ndarray:
@@ -92,21 +118,46 @@ def _hevc_codec() -> ClassicalCodec | str:
         return "HEVC-intra 4:4:4 skipped: ffmpeg does not run"
     if "libx265" not in probe.stdout:
         return "HEVC-intra 4:4:4 skipped: this ffmpeg has no libx265"
-    return ClassicalCodec("hevc-intra-444", "HEVC intra, x265 via ffmpeg, YUV 4:4:4, preset medium",
-                          (22, 27, 32, 37, 42, 47), encode, decode)
+    return ClassicalCodec(
+        "hevc-intra-444",
+        "HEVC intra, x265 via ffmpeg, YUV 4:4:4, preset medium",
+        (22, 27, 32, 37, 42, 47),
+        encode,
+        decode,
+    )
 
 
 def available_codecs() -> tuple[list[ClassicalCodec], list[str]]:
     """The codecs that can run here, and a notice for each that cannot."""
     codecs = [
-        ClassicalCodec("jpeg", "JPEG via Pillow (libjpeg), 4:2:0, optimized Huffman tables", (10, 20, 30, 50, 70, 85, 95),
-                       _pillow_encode("JPEG", optimize=True), _pillow_decode),
-        ClassicalCodec("webp", "WebP via Pillow (libwebp), lossy, method 6", (5, 15, 30, 50, 70, 85, 95),
-                       _pillow_encode("WEBP", method=6), _pillow_decode),
-        ClassicalCodec("avif", "AVIF via Pillow (libavif/aom), 4:4:4, speed 6", (20, 35, 50, 65, 75, 85, 92),
-                       _pillow_encode("AVIF", speed=6, subsampling="4:4:4"), _pillow_decode),
-        ClassicalCodec("jpeg2000", "JPEG 2000 via Pillow (OpenJPEG), 9/7 wavelet, colour transform, rate-controlled",
-                       (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0), _j2k_encode, _pillow_decode),
+        ClassicalCodec(
+            "jpeg",
+            "JPEG via Pillow (libjpeg), 4:2:0, optimized Huffman tables",
+            (10, 20, 30, 50, 70, 85, 95),
+            _pillow_encode("JPEG", optimize=True),
+            _pillow_decode,
+        ),
+        ClassicalCodec(
+            "webp",
+            "WebP via Pillow (libwebp), lossy, method 6",
+            (5, 15, 30, 50, 70, 85, 95),
+            _pillow_encode("WEBP", method=6),
+            _pillow_decode,
+        ),
+        ClassicalCodec(
+            "avif",
+            "AVIF via Pillow (libavif/aom), 4:4:4, speed 6",
+            (20, 35, 50, 65, 75, 85, 92),
+            _pillow_encode("AVIF", speed=6, subsampling="4:4:4"),
+            _pillow_decode,
+        ),
+        ClassicalCodec(
+            "jpeg2000",
+            "JPEG 2000 via Pillow (OpenJPEG), 9/7 wavelet, colour transform, rate-controlled",
+            (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0),
+            _j2k_encode,
+            _pillow_decode,
+        ),
     ]
     notices = []
     for extra in (_jxl_codec(), _hevc_codec()):
@@ -114,8 +165,9 @@ def available_codecs() -> tuple[list[ClassicalCodec], list[str]]:
     return codecs, notices
 
 
-def evaluate_codec(codec: ClassicalCodec, images: list[tuple[str, np.ndarray]], dataset: str = "",
-                   quiet: bool = False) -> dict:
+def evaluate_codec(
+    codec: ClassicalCodec, images: list[tuple[str, np.ndarray]], dataset: str = "", quiet: bool = False
+) -> dict:
     """One CompressAI-format result file for a classical codec over all its quality points."""
     points = []
     for quality in tqdm(codec.qualities, desc=codec.name, disable=quiet, leave=False):
@@ -127,17 +179,32 @@ def evaluate_codec(codec: ClassicalCodec, images: list[tuple[str, np.ndarray]], 
             start = time.perf_counter()
             decoded = codec.decode(data)
             decode_seconds = time.perf_counter() - start
-            rows.append({"name": name, "bpp": 8 * len(data) / (image.shape[0] * image.shape[1]),
-                         "psnr-rgb": psnr_uint8(decoded, image), "ms-ssim-rgb": ms_ssim_uint8(decoded, image),
-                         "encoding_time": encode_seconds, "decoding_time": decode_seconds})
-        points.append({"quality": quality, "images": rows,
-                       "mean": {k: _mean([r[k] for r in rows]) for k in POINT_KEYS}})
+            rows.append(
+                {
+                    "name": name,
+                    "bpp": 8 * len(data) / (image.shape[0] * image.shape[1]),
+                    "psnr-rgb": psnr_uint8(decoded, image),
+                    "ms-ssim-rgb": ms_ssim_uint8(decoded, image),
+                    "encoding_time": encode_seconds,
+                    "decoding_time": decode_seconds,
+                }
+            )
+        points.append(
+            {"quality": quality, "images": rows, "mean": {k: _mean([r[k] for r in rows]) for k in POINT_KEYS}}
+        )
     points.sort(key=lambda p: p["mean"]["bpp"])
-    return {"name": codec.name, "description": codec.description,
-            "results": {k: [p["mean"][k] for p in points] for k in POINT_KEYS},
-            "meta": {"dataset": dataset, "images": len(images), "quality": [p["quality"] for p in points],
-                     "bpp": "8 x encoded bytes / pixels, per image, then averaged"},
-            "per_image": [{"quality": p["quality"], "images": p["images"]} for p in points]}
+    return {
+        "name": codec.name,
+        "description": codec.description,
+        "results": {k: [p["mean"][k] for p in points] for k in POINT_KEYS},
+        "meta": {
+            "dataset": dataset,
+            "images": len(images),
+            "quality": [p["quality"] for p in points],
+            "bpp": "8 x encoded bytes / pixels, per image, then averaged",
+        },
+        "per_image": [{"quality": p["quality"], "images": p["images"]} for p in points],
+    }
 
 
 def _mean(values: list) -> float | None:

@@ -36,7 +36,7 @@ class Curve:
         if len(self.bpp) != len(self.quality) or len(self.bpp) < 2:
             raise KdicError(f"curve {self.name!r} needs at least two (bpp, {self.metric}) points")
 
-    def scaled_rate(self, factor: float, name: str | None = None) -> "Curve":
+    def scaled_rate(self, factor: float, name: str | None = None) -> Curve:
         return Curve(name or self.name, tuple(b * factor for b in self.bpp), self.quality, self.metric)
 
 
@@ -82,8 +82,11 @@ def _check(test: Curve, anchor: Curve, axis: str) -> None:
     if shared == 0:
         raise KdicError(f"curves {test.name!r} and {anchor.name!r} do not overlap in {what}")
     if shared < LOW_OVERLAP:
-        warnings.warn(f"curves {test.name!r} and {anchor.name!r} overlap on only {100 * shared:.0f}% of the "
-                      f"narrower {what} range; the BD numbers extrapolate little but cover little", stacklevel=3)
+        warnings.warn(
+            f"curves {test.name!r} and {anchor.name!r} overlap on only {100 * shared:.0f}% of the "
+            f"narrower {what} range; the BD numbers extrapolate little but cover little",
+            stacklevel=3,
+        )
 
 
 def bd_rate(test: Curve, anchor: Curve, method: str = "pchip") -> float:
@@ -101,6 +104,14 @@ def bd_quality(test: Curve, anchor: Curve, method: str = "pchip") -> float:
 def _bjontegaard(function: str, test: Curve, anchor: Curve, method: str) -> float:
     import bjontegaard  # pulls scipy: imported when a number is asked for, not when the CLI lists METHODS
 
-    return float(getattr(bjontegaard, function)(np.array(anchor.bpp), np.array(anchor.quality), np.array(test.bpp),
-                                                np.array(test.quality), method=method, require_matching_points=False,
-                                                min_overlap=0.0))
+    return float(
+        getattr(bjontegaard, function)(
+            np.array(anchor.bpp),
+            np.array(anchor.quality),
+            np.array(test.bpp),
+            np.array(test.quality),
+            method=method,
+            require_matching_points=False,
+            min_overlap=0.0,
+        )
+    )

@@ -27,13 +27,17 @@ def features(model: LearnedImageCodec) -> list[str]:
 
 
 @torch.no_grad()
-def channel_energy(model: LearnedImageCodec, images: list[tuple[str, np.ndarray]], quiet: bool = True) -> dict[str, np.ndarray]:
+def channel_energy(
+    model: LearnedImageCodec, images: list[tuple[str, np.ndarray]], quiet: bool = True
+) -> dict[str, np.ndarray]:
     """Mean per-channel energy of each of the model's ``features``, averaged over ``images``."""
     model.eval()
     names = features(model)
     captured: dict[str, torch.Tensor] = {}
-    hooks = [model.stage(k).blocks.register_forward_hook(
-        lambda _m, _i, out, k=k: captured.__setitem__(f"stage{k}", out)) for k in range(1, len(names))]
+    hooks = [
+        model.stage(k).blocks.register_forward_hook(lambda _m, _i, out, k=k: captured.__setitem__(f"stage{k}", out))
+        for k in range(1, len(names))
+    ]
     totals: dict[str, torch.Tensor] = {}
     try:
         for _, image in tqdm(images, desc=model.config.name, disable=quiet, unit="image"):
@@ -55,10 +59,19 @@ def group_shares(energy: np.ndarray, groups: int = GROUPS) -> list[float]:
 
 def energy_report(name: str, weights: str, energies: dict[str, np.ndarray]) -> dict:
     """JSON-ready summary of one model: per-channel energies, eight-group shares, top-group share."""
-    return {"name": name, "weights": weights, "features": {
-        feature: {"channels": int(e.size), "energy": [float(v) for v in e], "group_shares": group_shares(e),
-                  "top_group_share": group_shares(e)[0]}
-        for feature, e in energies.items()}}
+    return {
+        "name": name,
+        "weights": weights,
+        "features": {
+            feature: {
+                "channels": int(e.size),
+                "energy": [float(v) for v in e],
+                "group_shares": group_shares(e),
+                "top_group_share": group_shares(e)[0],
+            }
+            for feature, e in energies.items()
+        },
+    }
 
 
 def plot_energy(reports: list[dict], output: str | Path) -> list[Path]:
@@ -75,8 +88,12 @@ def plot_energy(reports: list[dict], output: str | Path) -> list[Path]:
                 entry = report["features"][feature]
                 if kind == "sorted":
                     width = 0.8 / len(reports)
-                    ax.bar(np.arange(GROUPS) + i * width, [100 * s for s in entry["group_shares"]], width,
-                           label=report["name"])
+                    ax.bar(
+                        np.arange(GROUPS) + i * width,
+                        [100 * s for s in entry["group_shares"]],
+                        width,
+                        label=report["name"],
+                    )
                 else:
                     energy = np.asarray(entry["energy"])
                     ax.plot(100 * energy / energy.sum(), marker=".", linewidth=0.8, label=report["name"])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import torch
@@ -17,7 +18,8 @@ MS_SSIM_MIN_SIDE = 161  # pytorch_msssim's 5 scales need both sides > 160 px
 
 def rate_bpp(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> torch.Tensor:
     """Estimated bits per pixel from the likelihoods of every latent."""
-    return sum(torch.log(lik).sum() for lik in likelihoods.values()) / (-math.log(2) * num_pixels)
+    bits = cast(torch.Tensor, sum(torch.log(lik).sum() for lik in likelihoods.values()))  # 0 + tensors
+    return bits / (-math.log(2) * num_pixels)
 
 
 def ms_ssim_uint8(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -29,8 +31,12 @@ def ms_ssim_uint8(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 @torch.no_grad()
-def estimate_rd(forward: Callable[[torch.Tensor], dict], images: list[tuple[str, np.ndarray]], padding_multiple: int = 64,
-                device: torch.device | str = "cpu") -> dict[str, float]:
+def estimate_rd(
+    forward: Callable[[torch.Tensor], dict],
+    images: list[tuple[str, np.ndarray]],
+    padding_multiple: int = 64,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
     """Mean likelihood-estimated bpp and mean per-image PSNR (8-bit, cropped) of ``forward`` (eval mode)."""
     bpps, psnrs = [], []
     for _, image in images:

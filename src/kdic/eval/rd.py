@@ -20,10 +20,9 @@ from .metrics import ms_ssim_uint8, psnr_uint8
 POINT_KEYS = ("bpp", "estimated_bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
 
 
-
-
-def evaluate_model(model, images: list[tuple[str, np.ndarray]], bitstream_dir: Path, quiet: bool = False,
-                   lmbda: float | None = None) -> dict:
+def evaluate_model(
+    model, images: list[tuple[str, np.ndarray]], bitstream_dir: Path, quiet: bool = False, lmbda: float | None = None
+) -> dict:
     """One rate point (``lmbda`` of a variable-rate model): every image compressed to a file, read
     back, decoded (at the lambda its header records) and measured."""
     rows = []
@@ -37,10 +36,17 @@ def evaluate_model(model, images: list[tuple[str, np.ndarray]], bitstream_dir: P
         decoded, _ = decode_bytes(model, path.read_bytes())
         decode_seconds = time.perf_counter() - start
         h, w = image.shape[:2]
-        rows.append({"name": name, "bpp": 8 * path.stat().st_size / (h * w),
-                     "estimated_bpp": report.estimated_bits_per_pixel, "psnr-rgb": psnr_uint8(decoded, image),
-                     "ms-ssim-rgb": ms_ssim_uint8(decoded, image), "encoding_time": encode_seconds,
-                     "decoding_time": decode_seconds})
+        rows.append(
+            {
+                "name": name,
+                "bpp": 8 * path.stat().st_size / (h * w),
+                "estimated_bpp": report.estimated_bits_per_pixel,
+                "psnr-rgb": psnr_uint8(decoded, image),
+                "ms-ssim-rgb": ms_ssim_uint8(decoded, image),
+                "encoding_time": encode_seconds,
+                "decoding_time": decode_seconds,
+            }
+        )
     mean = {k: _mean([r[k] for r in rows]) for k in POINT_KEYS}
     return {"mean": mean, "images": rows}
 
@@ -61,9 +67,15 @@ def rate_points(model, rates: tuple[float, ...] | int) -> tuple[float | None, ..
     return lmbdas
 
 
-def evaluate_weights(weights: list[str | Path], images: list[tuple[str, np.ndarray]], name: str | None = None,
-                     dataset: str = "", bitstream_root: Path | None = None, quiet: bool = False,
-                     rates: tuple[float, ...] | int = DEFAULT_RATES) -> dict:
+def evaluate_weights(
+    weights: list[str | Path],
+    images: list[tuple[str, np.ndarray]],
+    name: str | None = None,
+    dataset: str = "",
+    bitstream_root: Path | None = None,
+    quiet: bool = False,
+    rates: tuple[float, ...] | int = DEFAULT_RATES,
+) -> dict:
     """A CompressAI-format RD curve, sorted by rate: one point per fixed-rate weights file and one
     per lambda of ``rates`` (see ``rate_points``) of a variable-rate one."""
     points = []
@@ -75,20 +87,31 @@ def evaluate_weights(weights: list[str | Path], images: list[tuple[str, np.ndarr
                 folder = (bitstream_root or Path(scratch)) / f"{index:02d}-{model.config.name}{suffix}"
                 folder.mkdir(parents=True, exist_ok=True)
                 point = evaluate_model(model, images, folder, quiet, lmbda)
-                point.update(weights=str(path), lmbda=model.lmbda if lmbda is None else float(np.float32(lmbda)),
-                             model=model.config.name, weights_digest=weights_digest(model).hex()[:16])
+                point.update(
+                    weights=str(path),
+                    lmbda=model.lmbda if lmbda is None else float(np.float32(lmbda)),
+                    model=model.config.name,
+                    weights_digest=weights_digest(model).hex()[:16],
+                )
                 points.append(point)
     points.sort(key=lambda p: p["mean"]["bpp"])
     return {
         "name": name or points[0]["model"],
         "description": f"kdic eval of {len(points)} checkpoint(s) on {len(images)} image(s) of {dataset or 'a folder'}",
         "results": {k: [p["mean"][k] for p in points] for k in POINT_KEYS},
-        "meta": {"bpp": "8 x bytes of the .kdic file (header included) / pixels, per image, then averaged",
-                 "psnr-rgb": "PSNR over the 8-bit RGB reconstruction, per image, then averaged",
-                 "kdic_version": __version__, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                 "machine": platform.processor() or platform.machine(), "dataset": dataset, "images": len(images),
-                 "lmbda": [p["lmbda"] for p in points], "weights": [p["weights"] for p in points],
-                 "weights_digest": [p["weights_digest"] for p in points]},
+        "meta": {
+            "bpp": "8 x bytes of the .kdic file (header included) / pixels, per image, then averaged",
+            "psnr-rgb": "PSNR over the 8-bit RGB reconstruction, per image, then averaged",
+            "kdic_version": __version__,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "machine": platform.processor() or platform.machine(),
+            "dataset": dataset,
+            "images": len(images),
+            "lmbda": [p["lmbda"] for p in points],
+            "weights": [p["weights"] for p in points],
+            "weights_digest": [p["weights_digest"] for p in points],
+        },
         "per_image": [{"weights": p["weights"], "images": p["images"]} for p in points],
     }
 
@@ -104,14 +127,21 @@ def merge_curves(curves: list[dict], name: str) -> dict:
     points = []
     for curve in curves:
         for i in range(len(curve["results"]["bpp"])):
-            points.append(({k: curve["results"][k][i] for k in POINT_KEYS},
-                           {k: curve["meta"][k][i] for k in ("lmbda", "weights", "weights_digest")},
-                           curve["per_image"][i]))
+            points.append(
+                (
+                    {k: curve["results"][k][i] for k in POINT_KEYS},
+                    {k: curve["meta"][k][i] for k in ("lmbda", "weights", "weights_digest")},
+                    curve["per_image"][i],
+                )
+            )
     points.sort(key=lambda p: p[0]["bpp"])
     first = curves[0]["meta"]
     meta = {k: v for k, v in first.items() if k not in ("lmbda", "weights", "weights_digest")}
     meta.update({k: [p[1][k] for p in points] for k in ("lmbda", "weights", "weights_digest")})
-    return {"name": name,
-            "description": f"kdic eval of {len(points)} checkpoint(s) on {first['images']} image(s) of {first['dataset']}",
-            "results": {k: [p[0][k] for p in points] for k in POINT_KEYS}, "meta": meta,
-            "per_image": [p[2] for p in points]}
+    return {
+        "name": name,
+        "description": f"kdic eval of {len(points)} checkpoint(s) on {first['images']} image(s) of {first['dataset']}",
+        "results": {k: [p[0][k] for p in points] for k in POINT_KEYS},
+        "meta": meta,
+        "per_image": [p[2] for p in points],
+    }

@@ -42,25 +42,47 @@ def write_report(study: Study, root: Path, output_root: Path | None = None) -> l
     lines = [*_rd_table(full, anchor, baselines), "", *_strategy_table(study, like), "", *_points_table(study, root)]
     pairs = [(test, base) for test, base in study.report.full_range_pairs if test in full]
     if pairs:
-        lines += ["", "All four lambdas: " + ", ".join(f"{test} vs {base} {_both(full[test], full.get(base))}"
-                                                      for test, base in pairs) + "."]
+        lines += [
+            "",
+            "All four lambdas: "
+            + ", ".join(f"{test} vs {base} {_both(full[test], full.get(base))}" for test, base in pairs)
+            + ".",
+        ]
     if (root / study.bench(".json")).is_file():
         bench = json.loads((root / study.bench(".json")).read_text())
         lines += ["", *_complexity_table(study, bench, full, [anchor, *baselines.values()], list(baselines))]
-        lines += ["", "### Complexity and speed, in full (`kdic bench`)", "",
-                  (root / study.bench(".md")).read_text().strip()]
+        lines += [
+            "",
+            "### Complexity and speed, in full (`kdic bench`)",
+            "",
+            (root / study.bench(".md")).read_text().strip(),
+        ]
     if full:
         plot = study.result(study.report.rd_plot.file)
-        written += plot_curves(list(full.values()), _folder_made(out / plot), study.report.rd_plot.title,
-                               [*baselines.values(), anchor], study.report.rd_plot.max_bpp)
+        written += plot_curves(
+            list(full.values()),
+            _folder_made(out / plot),
+            study.report.rd_plot.title,
+            [*baselines.values(), anchor],
+            study.report.rd_plot.max_bpp,
+        )
         lines += ["", f"![RD curves]({_link(study, plot.with_suffix('.png'))})"]
     lines += _energy_section(study, root, out, written)
     lines += ["", *_training_section(study, root, out, written)]
     shipped = sorted((root / study.paths.shipped_weights).glob("*.safetensors"))
-    lines += ["", f"Shipped weights ({sum(p.stat().st_size for p in shipped) / 1e6:.1f} MB, float16): "
-                  + (", ".join(f"`{p.stem}`" for p in shipped) or "none") + "."]
-    lines += ["", ("† the two curves share less than half of the narrower range integrated over (PSNR for BD-rate, "
-                   "bpp for BD-PSNR): the BD numbers cover little.")]
+    lines += [
+        "",
+        f"Shipped weights ({sum(p.stat().st_size for p in shipped) / 1e6:.1f} MB, float16): "
+        + (", ".join(f"`{p.stem}`" for p in shipped) or "none")
+        + ".",
+    ]
+    lines += [
+        "",
+        (
+            "† the two curves share less than half of the narrower range integrated over (PSNR for BD-rate, "
+            "bpp for BD-PSNR): the BD numbers cover little."
+        ),
+    ]
     pending = [r.name for r in study.runs if not (root / study.point(r)).is_file()]
     lines += ["", f"Runs still pending: {', '.join(pending) if pending else 'none'}."]
     doc = _replace_section((root / study.paths.doc).read_text(encoding="utf-8"), "\n".join(lines))
@@ -123,12 +145,22 @@ def _both(test: Curve, anchor: Curve | None) -> str:
 
 def _rd_table(full: dict[str, Curve], anchor: Curve, baselines: dict[str, Curve]) -> list[str]:
     """Every curve over all its qualities: its range and its BD-rate against the anchor and each baseline."""
-    lines = ["### Rate-distortion on Kodak (24 images, real bitstreams)", "",
-             "| curve | points | bpp range | PSNR range (dB) | BD-rate vs VTM (%) | "
-             + " | ".join(f"vs {b} (%)" for b in baselines) + " |", "|" + "---|" * (5 + len(baselines))]
+    lines = [
+        "### Rate-distortion on Kodak (24 images, real bitstreams)",
+        "",
+        "| curve | points | bpp range | PSNR range (dB) | BD-rate vs VTM (%) | "
+        + " | ".join(f"vs {b} (%)" for b in baselines)
+        + " |",
+        "|" + "---|" * (5 + len(baselines)),
+    ]
     for name, curve in full.items():
-        row = [name, str(len(curve.bpp)), f"{min(curve.bpp):.3f}-{max(curve.bpp):.3f}",
-               f"{min(curve.quality):.2f}-{max(curve.quality):.2f}", _bd(curve, anchor)]
+        row = [
+            name,
+            str(len(curve.bpp)),
+            f"{min(curve.bpp):.3f}-{max(curve.bpp):.3f}",
+            f"{min(curve.quality):.2f}-{max(curve.quality):.2f}",
+            _bd(curve, anchor),
+        ]
         lines.append("| " + " | ".join([*row, *(_bd(curve, b) for b in baselines.values())]) + " |")
     return lines
 
@@ -137,10 +169,14 @@ def _strategy_table(study: Study, like: dict[str, Curve]) -> list[str]:
     """Like-for-like curves (the same qualities) against the strategy anchors: BD-rate / BD-PSNR."""
     spec = study.report
     lambdas = ", ".join(str(QUALITY_LAMBDAS[q]) for q in spec.like_for_like_qualities)
-    lines = [f"### Distillation strategies (BD-rate %, PSNR, pchip; lambdas {lambdas})", "",
-             "Each cell: BD-rate (%) / BD-PSNR (dB). BD-rate needs shared PSNR, BD-PSNR shared bpp.", "",
-             "| curve | " + " | ".join(f"vs {a.label}" for a in spec.strategy_anchors) + " |",
-             "|---|" + "---|" * len(spec.strategy_anchors)]
+    lines = [
+        f"### Distillation strategies (BD-rate %, PSNR, pchip; lambdas {lambdas})",
+        "",
+        "Each cell: BD-rate (%) / BD-PSNR (dB). BD-rate needs shared PSNR, BD-PSNR shared bpp.",
+        "",
+        "| curve | " + " | ".join(f"vs {a.label}" for a in spec.strategy_anchors) + " |",
+        "|---|" + "---|" * len(spec.strategy_anchors),
+    ]
     for name in spec.strategy_rows:
         if name in like:
             cells = [_both(like[name], like.get(a.curve)) for a in spec.strategy_anchors]
@@ -151,8 +187,12 @@ def _strategy_table(study: Study, like: dict[str, Curve]) -> list[str]:
 def _points_table(study: Study, root: Path) -> list[str]:
     """Every finished run at one quality side by side: the comparison that exists before a curve does."""
     quality = study.report.points_quality
-    lines = [f"Every run at lambda {QUALITY_LAMBDAS[quality]} (Kodak, real bits):", "",
-             "| run | bpp | PSNR (dB) | MS-SSIM |", "|---|---|---|---|"]
+    lines = [
+        f"Every run at lambda {QUALITY_LAMBDAS[quality]} (Kodak, real bits):",
+        "",
+        "| run | bpp | PSNR (dB) | MS-SSIM |",
+        "|---|---|---|---|",
+    ]
     for run in study.runs:
         point = root / study.point(run)
         if run.quality == quality and point.is_file():
@@ -161,20 +201,34 @@ def _points_table(study: Study, root: Path) -> list[str]:
     return lines
 
 
-def _complexity_table(study: Study, bench: dict, full: dict[str, Curve], anchors: list[Curve],
-                      baseline_names: list[str]) -> list[str]:
+def _complexity_table(
+    study: Study, bench: dict, full: dict[str, Curve], anchors: list[Curve], baseline_names: list[str]
+) -> list[str]:
     """Table-2 style: each model's size, cost and speed beside its BD-rates over all qualities."""
     rows = {r["name"]: r for r in bench["models"]}
     settings = bench["settings"]
-    lines = ["### Table 2 style: complexity and BD-rate (Kodak, all four lambdas)", "",
-             (f"Decode latency at {settings['resolution']}, {bench['machine']['threads']} threads; training "
-              f"throughput at batch {settings['train_batch']} x {settings['train_size']}^2."), "",
-             "| model | params M | MACs T @2048x1024 | CPU decode s | train samples/s | BD vs VTM (%) | "
-             + " | ".join(f"vs {b} (%)" for b in baseline_names) + " |", "|" + "---|" * (6 + len(baseline_names))]
+    lines = [
+        "### Table 2 style: complexity and BD-rate (Kodak, all four lambdas)",
+        "",
+        (
+            f"Decode latency at {settings['resolution']}, {bench['machine']['threads']} threads; training "
+            f"throughput at batch {settings['train_batch']} x {settings['train_size']}^2."
+        ),
+        "",
+        "| model | params M | MACs T @2048x1024 | CPU decode s | train samples/s | BD vs VTM (%) | "
+        + " | ".join(f"vs {b} (%)" for b in baseline_names)
+        + " |",
+        "|" + "---|" * (6 + len(baseline_names)),
+    ]
     for entry in study.report.complexity:
         r = rows[entry.model]
-        cells = [entry.label, f"{r['params_paper'] / 1e6:.2f}", f"{r['macs_paper_2k'] / 1e12:.3f}",
-                 f"{r['decode']['total']:.3f}", f"{r.get('train_samples_per_s', float('nan')):.1f}"]
+        cells = [
+            entry.label,
+            f"{r['params_paper'] / 1e6:.2f}",
+            f"{r['macs_paper_2k'] / 1e12:.3f}",
+            f"{r['decode']['total']:.3f}",
+            f"{r.get('train_samples_per_s', float('nan')):.1f}",
+        ]
         curve = full.get(entry.curve)
         cells += [_bd(curve, anchor) if curve else "pending" for anchor in anchors]
         lines.append("| " + " | ".join(cells) + " |")
@@ -188,17 +242,27 @@ def _energy_section(study: Study, root: Path, out: Path, written: list[Path]) ->
         return []
     models = json.loads(measured.read_text())["models"]
     features = list(models[0]["features"])
-    lines = ["", f"### Channel energy (Figs. 4-5), lambda {study.run(study.report.energy_runs[0]).lmbda}", "",
-             "| model | " + " | ".join(f"top 1/8 of channels, {f}" for f in features) + " |",
-             "|---|" + "---|" * len(features)]
+    lines = [
+        "",
+        f"### Channel energy (Figs. 4-5), lambda {study.run(study.report.energy_runs[0]).lmbda}",
+        "",
+        "| model | " + " | ".join(f"top 1/8 of channels, {f}" for f in features) + " |",
+        "|---|" + "---|" * len(features),
+    ]
     for model in models:
-        lines.append(f"| {model['name']} | " + " | ".join(f"{100 * model['features'][f]['top_group_share']:.1f}%"
-                                                         for f in features) + " |")
+        lines.append(
+            f"| {model['name']} | "
+            + " | ".join(f"{100 * model['features'][f]['top_group_share']:.1f}%" for f in features)
+            + " |"
+        )
     plots = plot_energy(models, _folder_made(out / study.energy("")))
     written += plots
     prefix = f"{study.energy('').name}-"  # the plots are <prefix>sorted, <prefix>unsorted, ...
-    return [*lines, "", *(f"![{p.stem.removeprefix(prefix)}]({_link(study, p.relative_to(out))})"
-                          for p in plots if p.suffix == ".png")]
+    return [
+        *lines,
+        "",
+        *(f"![{p.stem.removeprefix(prefix)}]({_link(study, p.relative_to(out))})" for p in plots if p.suffix == ".png"),
+    ]
 
 
 def _training_section(study: Study, root: Path, out: Path, written: list[Path]) -> list[str]:
@@ -210,20 +274,29 @@ def _training_section(study: Study, root: Path, out: Path, written: list[Path]) 
         log = root / study.log(run, ".csv")
         if log.is_file():
             with log.open(newline="") as log_file:
-                curves[run.kind] = [(int(r["global_step"]), float(r["rd"]), float(r["psnr"]))
-                                    for r in csv.DictReader(log_file)
-                                    if r["kind"] == "train" and r["phase"] in spec.phases]
+                curves[run.kind] = [
+                    (int(r["global_step"]), float(r["rd"]), float(r["psnr"]))
+                    for r in csv.DictReader(log_file)
+                    if r["kind"] == "train" and r["phase"] in spec.phases
+                ]
     if not curves:
         return []
     first = study.run(spec.runs[0])  # all at one quality
     lmbda = first.lmbda
     last_step = max(study.run(name).steps for name in spec.runs)
-    lines = [f"### Training curves, lambda {lmbda} (whole student, training crops)", "",
-             ("Mean RD loss / PSNR (dB) over the logged steps of each window; `-` where the strategy still trains "
-              "single stages inside the teacher."), "",
-             "| strategy | first logged step: RD loss | "
-             + " | ".join(f"steps {a}-{min(b, last_step + 1) - 1}" for a, b in spec.windows) + " |",
-             "|---|---|" + "---|" * len(spec.windows)]
+    lines = [
+        f"### Training curves, lambda {lmbda} (whole student, training crops)",
+        "",
+        (
+            "Mean RD loss / PSNR (dB) over the logged steps of each window; `-` where the strategy still trains "
+            "single stages inside the teacher."
+        ),
+        "",
+        "| strategy | first logged step: RD loss | "
+        + " | ".join(f"steps {a}-{min(b, last_step + 1) - 1}" for a, b in spec.windows)
+        + " |",
+        "|---|---|" + "---|" * len(spec.windows),
+    ]
     figure, axis = pyplot().subplots(figsize=(7, 4), dpi=110)
     for strategy, rows in curves.items():
         cells = [f"{rows[0][0]}: {rows[0][1]:.1f}"]
@@ -232,10 +305,14 @@ def _training_section(study: Study, root: Path, out: Path, written: list[Path]) 
             means = f"{_mean([r[1] for r in window]):.2f} / {_mean([r[2] for r in window]):.2f}" if window else "-"
             cells.append(means)
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
-        recent = [rows[max(0, i - SMOOTHING + 1):i + 1] for i in range(len(rows))]
+        recent = [rows[max(0, i - SMOOTHING + 1) : i + 1] for i in range(len(rows))]
         axis.plot([r[0] for r in rows], [_mean([r[1] for r in w]) for w in recent], label=strategy, linewidth=1)
-    axis.set(xlabel="global step", ylabel=f"RD loss ({SMOOTHING}-point running mean)", yscale="log",
-             title=f"Whole-student RD loss on training crops, lambda {lmbda}")
+    axis.set(
+        xlabel="global step",
+        ylabel=f"RD loss ({SMOOTHING}-point running mean)",
+        yscale="log",
+        title=f"Whole-student RD loss on training crops, lambda {lmbda}",
+    )
     axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()

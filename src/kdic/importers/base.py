@@ -10,9 +10,9 @@ tensor is filled: nothing is dropped or left at its initial value silently.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -28,9 +28,11 @@ class ImportFailed(KdicError):
 
 # CompressAI renamed the factorized prior's parameters twice, and its zoo renamed ``downsample``.
 _PRIOR = {"matrix": "matrices", "bias": "biases", "factor": "factors"}
-OLD_NAMES = ((re.compile(r"\._(matrix|bias|factor)(\d+)$"), lambda m: f".{_PRIOR[m[1]]}.{m[2]}"),
-             (re.compile(r"\._(matrices|biases|factors)\.(\d+)$"), lambda m: f".{m[1]}.{m[2]}"),
-             (re.compile(r"\.downsample\."), lambda m: ".skip."))
+OLD_NAMES = (
+    (re.compile(r"\._(matrix|bias|factor)(\d+)$"), lambda m: f".{_PRIOR[m[1]]}.{m[2]}"),
+    (re.compile(r"\._(matrices|biases|factors)\.(\d+)$"), lambda m: f".{m[1]}.{m[2]}"),
+    (re.compile(r"\.downsample\."), lambda m: ".skip."),
+)
 
 
 def modern_name(key: str) -> str:
@@ -42,6 +44,7 @@ def modern_name(key: str) -> str:
 
 def read_state_dict(source: str | Path | Mapping[str, Tensor]) -> dict[str, Tensor]:
     """A flat name -> tensor dict from a file (.pth/.pth.tar/.pt/.ckpt or .safetensors) or a mapping."""
+    state: object  # whatever the file holds, checked below
     if isinstance(source, Mapping):
         state = source
     else:
@@ -67,7 +70,7 @@ def read_state_dict(source: str | Path | Mapping[str, Tensor]) -> dict[str, Tens
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, Tensor):
             raise ImportFailed(f"the checkpoint entry {str(key)[:80]!r} is not a named tensor")
-        name = modern_name(key[len("module."):] if key.startswith("module.") else key)
+        name = modern_name(key[len("module.") :] if key.startswith("module.") else key)
         if name in out:
             raise ImportFailed(f"the checkpoint names {name!r} twice (old and new names)")
         out[name] = value
@@ -110,7 +113,7 @@ class KeyMap:
         if not keys:
             raise ImportFailed(f"expected keys under {source!r}; there are none")
         for key in keys:
-            self.copy(key, target + key[len(source):])
+            self.copy(key, target + key[len(source) :])
 
     def derive(self, pattern: str) -> None:
         """Keys matching ``pattern`` are tables kdic computes itself (CDFs, bounds, scale tables)."""
@@ -121,17 +124,25 @@ class KeyMap:
         """Load the mapped tensors; every source key must be accounted for, every kdic tensor filled."""
         left = sorted(set(self.state) - self.used - self.derived)
         if left:
-            raise ImportFailed(f"{source}: key {left[0]!r} does not fit the layout "
-                               f"({len(left)} unmapped, e.g. {', '.join(left[:3])})")
+            raise ImportFailed(
+                f"{source}: key {left[0]!r} does not fit the layout ({len(left)} unmapped, e.g. {', '.join(left[:3])})"
+            )
         expected = model.state_dict()
         for name, value in self.target.items():
             if name not in expected:
-                raise ImportFailed(f"{source}: key {self.origin[name]!r} does not fit the layout (kdic has no {name!r})")
+                raise ImportFailed(
+                    f"{source}: key {self.origin[name]!r} does not fit the layout (kdic has no {name!r})"
+                )
             if tuple(expected[name].shape) != tuple(value.shape):
-                raise ImportFailed(f"{source}: key {self.origin[name]!r} has shape {tuple(value.shape)}, the layout "
-                                   f"needs {tuple(expected[name].shape)} for {name}")
-        missing = [k for k in expected if k not in self.target and not (partial and k.startswith("latent_codec."))
-                   and not k.startswith("rate.")]
+                raise ImportFailed(
+                    f"{source}: key {self.origin[name]!r} has shape {tuple(value.shape)}, the layout "
+                    f"needs {tuple(expected[name].shape)} for {name}"
+                )
+        missing = [
+            k
+            for k in expected
+            if k not in self.target and not (partial and k.startswith("latent_codec.")) and not k.startswith("rate.")
+        ]
         if missing:
             raise ImportFailed(f"{source}: nothing in the checkpoint fills kdic's {missing[0]!r}")
         model.load_state_dict({**expected, **self.target})
@@ -147,8 +158,9 @@ class Importer:
 IMPORTERS: Registry[Importer] = Registry("import source")
 
 
-def import_checkpoint(source: str | Path | Mapping[str, Tensor], kind: str, partial: bool = False,
-                      name: str | None = None) -> LearnedImageCodec:
+def import_checkpoint(
+    source: str | Path | Mapping[str, Tensor], kind: str, partial: bool = False, name: str | None = None
+) -> LearnedImageCodec:
     """A kdic model holding another project's weights (``kind`` e.g. ``compressai:mbt2018-mean``).
 
     ``partial=True`` accepts a state dict of the transforms only (``g_a.*``, ``g_s.*``); the
@@ -179,6 +191,7 @@ def copy_gdn(keys: KeyMap, source: str, target: str) -> None:
             bound = keys.take(f"{source}.{name}_reparam.lower_bound.bound")
             return torch.maximum(stored.double(), bound.double()) ** 2 - pedestal.double()
         return stored.double() ** 2  # a plain (already non-negative) parametrization
+
     beta_min = GDN(1).beta_min
     keys.put(f"{target}.beta", (effective("beta") - beta_min).clamp_min(0).sqrt().float(), f"{source}.beta")
     keys.put(f"{target}.gamma", effective("gamma").clamp_min(0).sqrt().float(), f"{source}.gamma")
@@ -187,7 +200,7 @@ def copy_gdn(keys: KeyMap, source: str, target: str) -> None:
 def copy_factorized_prior(keys: KeyMap, source: str, target: str) -> None:
     """The factorized prior's parameters; its CDF tables and bounds are derived (kdic builds its own)."""
     for key in [k for k in keys.state if k.startswith(source + ".")]:
-        leaf = key[len(source) + 1:]
+        leaf = key[len(source) + 1 :]
         if re.fullmatch(r"(matrices|biases|factors)\.\d+|quantiles", leaf):
             keys.copy(key, f"{target}.{leaf}")
     keys.derive(re.escape(source) + r"\.(_offset|_quantized_cdf|_cdf_length|target|likelihood_lower_bound\.bound)")
@@ -195,8 +208,10 @@ def copy_factorized_prior(keys: KeyMap, source: str, target: str) -> None:
 
 def derive_gaussian_conditional(keys: KeyMap, source: str) -> None:
     """CompressAI's Gaussian conditional has no parameters: its tables are kdic's own (same scale table)."""
-    keys.derive(re.escape(source) + r"\.(_offset|_quantized_cdf|_cdf_length|scale_table|scale_bound|"
-                                    r"likelihood_lower_bound\.bound|lower_bound_scale\.bound)")
+    keys.derive(
+        re.escape(source) + r"\.(_offset|_quantized_cdf|_cdf_length|scale_table|scale_bound|"
+        r"likelihood_lower_bound\.bound|lower_bound_scale\.bound)"
+    )
 
 
 def count_layers(keys: KeyMap, prefix: str) -> list[int]:

@@ -24,12 +24,19 @@ def _layers(keys: KeyMap, prefix: str) -> list[tuple[int, str]]:
     for key in keys.state:
         match = re.fullmatch(re.escape(prefix) + r"\.(\d+)\.(\w+)\..*", key)
         if match:
-            kinds[int(match[1])] = {"conv1": "rbb", "conv2": "rbb", "conv3": "rbb", "conv_a": "attention",
-                                    "conv_b": "attention"}.get(match[2], match[2])
-        elif (match := re.fullmatch(re.escape(prefix) + r"\.(\d+)\.(weight|bias)", key)):
+            kinds[int(match[1])] = {
+                "conv1": "rbb",
+                "conv2": "rbb",
+                "conv3": "rbb",
+                "conv_a": "attention",
+                "conv_b": "attention",
+            }.get(match[2], match[2])
+        elif match := re.fullmatch(re.escape(prefix) + r"\.(\d+)\.(weight|bias)", key):
             kinds[int(match[1])] = "conv"
     layers = sorted(kinds.items())
-    if [i for i, _ in layers] != list(range(len(layers))) or any(k not in ("conv", "rbb", "attention") for _, k in layers):
+    if [i for i, _ in layers] != list(range(len(layers))) or any(
+        k not in ("conv", "rbb", "attention") for _, k in layers
+    ):
         raise ImportFailed(f"{prefix}: unexpected layer layout {layers[:20]}")
     return layers
 
@@ -59,17 +66,23 @@ def _transform(keys: KeyMap, prefix: str) -> tuple[tuple[StageConfig, ...], int]
         raise ImportFailed(f"{prefix}: expected at least two convolutions")
     stages, widths = [], []
     for s, (start, stop) in enumerate(zip(convs[:-1], convs[1:])):
-        body = [(i, k) for i, k in layers[start + 1: stop]]
+        body = [(i, k) for i, k in layers[start + 1 : stop]]
         blocks = [i for i, k in body if k == "rbb"]
         attention = [i for i, k in body if k == "attention"]
         last = s == len(convs) - 2
         before = [i for i, k in layers[:start] if k == "attention"] if s == 0 else []
-        after = [i for i, k in layers[convs[-1] + 1:] if k == "attention"] if last else []
-        placed = ([("start", i) for i in before] + [("after-resample" if not blocks or i < blocks[0] else "end", i)
-                                                     for i in attention] + [("end", i) for i in after])
+        after = [i for i, k in layers[convs[-1] + 1 :] if k == "attention"] if last else []
+        placed = (
+            [("start", i) for i in before]
+            + [("after-resample" if not blocks or i < blocks[0] else "end", i) for i in attention]
+            + [("end", i) for i in after]
+        )
         contiguous = not blocks or blocks == list(range(blocks[0], blocks[0] + len(blocks)))
-        if len(placed) > 1 or not contiguous or (last and placed and placed[0][1] in attention and blocks
-                                                 and placed[0][1] > blocks[0]):
+        if (
+            len(placed) > 1
+            or not contiguous
+            or (last and placed and placed[0][1] in attention and blocks and placed[0][1] > blocks[0])
+        ):
             raise ImportFailed(f"{prefix}: stage {s + 1} has a layout kdic's ELIC stages cannot hold")
         target = f"{prefix}.stages.{s}"
         for leaf in ("weight", "bias"):
@@ -83,8 +96,8 @@ def _transform(keys: KeyMap, prefix: str) -> tuple[tuple[StageConfig, ...], int]
         stages.append(StageConfig("elic-rbb", len(blocks), widths[-1], attention=placed[0][0] if placed else "none"))
     for leaf in ("weight", "bias"):
         keys.copy(f"{prefix}.{convs[-1]}.{leaf}", f"{prefix}.stages.{len(stages) - 1}.projection.{leaf}")
-    last = keys.shape(f"{prefix}.{convs[-1]}.weight")
-    return tuple(stages), last[0] if prefix == "g_a" else last[1]
+    projection = keys.shape(f"{prefix}.{convs[-1]}.weight")
+    return tuple(stages), projection[0] if prefix == "g_a" else projection[1]
 
 
 def _build(keys: KeyMap, name: str | None, partial: bool) -> ModelConfig:
@@ -109,17 +122,32 @@ def _build(keys: KeyMap, name: str | None, partial: bool) -> ModelConfig:
             if k:
                 keys.copy_prefix(f"{LC}.y.channel_context.y{k}", f"latent_codec.channel_context.y{k}")
             mask = keys.take(f"{group}.context_prediction.mask")
-            keys.put(f"latent_codec.spatial_context.{k}.weight", keys.take(f"{group}.context_prediction.weight") * mask,
-                     f"{group}.context_prediction.weight")
+            keys.put(
+                f"latent_codec.spatial_context.{k}.weight",
+                keys.take(f"{group}.context_prediction.weight") * mask,
+                f"{group}.context_prediction.weight",
+            )
             keys.copy(f"{group}.context_prediction.bias", f"latent_codec.spatial_context.{k}.bias")
             keys.copy_prefix(f"{group}.entropy_parameters", f"latent_codec.param_aggregation.{k}")
             derive_gaussian_conditional(keys, f"{group}.y.gaussian_conditional")
-    entropy = SCCTXConfig(hyper_channels=hyper, groups=tuple(groups[:-1]) if groups else (16, 16, 32, 64),
-                          style="elic", coding="nearest")
-    transform = TransformConfig(latent, encoder, decoder, down="conv5x5", up="deconv5x5",
-                                latent_projection="conv5x5", image_projection="deconv5x5")
-    return ModelConfig(name or f"elic2022-official-n{width}-m{latent}", transform, entropy,
-                       "imported from compressai:elic2022-official")
+    entropy = SCCTXConfig(
+        hyper_channels=hyper, groups=tuple(groups[:-1]) if groups else (16, 16, 32, 64), style="elic", coding="nearest"
+    )
+    transform = TransformConfig(
+        latent,
+        encoder,
+        decoder,
+        down="conv5x5",
+        up="deconv5x5",
+        latent_projection="conv5x5",
+        image_projection="deconv5x5",
+    )
+    return ModelConfig(
+        name or f"elic2022-official-n{width}-m{latent}",
+        transform,
+        entropy,
+        "imported from compressai:elic2022-official",
+    )
 
 
 IMPORTERS.register("compressai:elic2022-official", Importer(_build))

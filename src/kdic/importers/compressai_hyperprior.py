@@ -7,10 +7,20 @@ number of stages and which hyperprior it is are read off the shapes.
 
 from __future__ import annotations
 
+import functools
+
 from ..entropy import HyperpriorConfig
 from ..models import ModelConfig, StageConfig, TransformConfig
-from .base import IMPORTERS, Importer, ImportFailed, KeyMap, copy_factorized_prior, copy_gdn, count_layers, \
-    derive_gaussian_conditional
+from .base import (
+    IMPORTERS,
+    Importer,
+    ImportFailed,
+    KeyMap,
+    copy_factorized_prior,
+    copy_gdn,
+    count_layers,
+    derive_gaussian_conditional,
+)
 
 
 def _transform(keys: KeyMap, prefix: str, block: str) -> tuple[tuple[StageConfig, ...], int]:
@@ -44,18 +54,31 @@ def _build(family: str, keys: KeyMap, name: str | None, partial: bool) -> ModelC
         hyper = keys.shape("h_a.0.weight")[0]
         means = keys.shape("h_s.4.weight")[0] == 2 * latent
         if means != (family == "mbt2018-mean"):
-            raise ImportFailed(f"h_s.4 predicts {keys.shape('h_s.4.weight')[0]} channels for M={latent}: this is "
-                               f"{'a mean-scale (mbt2018-mean)' if means else 'a scale (bmshj2018-hyperprior)'} "
-                               f"hyperprior, not {family}")
+            raise ImportFailed(
+                f"h_s.4 predicts {keys.shape('h_s.4.weight')[0]} channels for M={latent}: this is "
+                f"{'a mean-scale (mbt2018-mean)' if means else 'a scale (bmshj2018-hyperprior)'} "
+                f"hyperprior, not {family}"
+            )
         for part in ("h_a", "h_s"):
             keys.copy_prefix(part, f"latent_codec.{part}")
         copy_factorized_prior(keys, "entropy_bottleneck", "latent_codec.entropy_bottleneck")
         derive_gaussian_conditional(keys, "gaussian_conditional")
-    transform = TransformConfig(latent, encoder, decoder, down="conv5x5", up="deconv5x5",
-                                latent_projection="conv5x5", image_projection="deconv5x5")
-    return ModelConfig(name or f"{family}-n{width}-m{latent}", transform, HyperpriorConfig(hyper, means),
-                       f"imported from compressai:{family}")
+    transform = TransformConfig(
+        latent,
+        encoder,
+        decoder,
+        down="conv5x5",
+        up="deconv5x5",
+        latent_projection="conv5x5",
+        image_projection="deconv5x5",
+    )
+    return ModelConfig(
+        name or f"{family}-n{width}-m{latent}",
+        transform,
+        HyperpriorConfig(hyper, means),
+        f"imported from compressai:{family}",
+    )
 
 
 for _family in ("bmshj2018-hyperprior", "mbt2018-mean"):
-    IMPORTERS.register(f"compressai:{_family}", Importer(lambda keys, name, partial, f=_family: _build(f, keys, name, partial)))
+    IMPORTERS.register(f"compressai:{_family}", Importer(functools.partial(_build, _family)))

@@ -16,7 +16,9 @@ def _psnr(a: Tensor, b: Tensor) -> float:
 
 
 @torch.no_grad()
-def compare(model: LearnedImageCodec, expected: dict[str, Tensor], estimated_bits: float | None = None) -> dict[str, float]:
+def compare(
+    model: LearnedImageCodec, expected: dict[str, Tensor], estimated_bits: float | None = None
+) -> dict[str, float]:
     """Errors against the peer's tensors: ``x`` (input), ``y`` = g_a(x), and either the eval-mode
     forward (``x_hat``, ``likelihoods_y``, ``likelihoods_z``) with its decoded image
     (``x_hat_decoded``), or, for a transforms-only fixture, ``x_hat`` = g_s(round(y))."""

@@ -14,12 +14,24 @@ import re
 
 from ..entropy import SliceConfig
 from ..models import ModelConfig, StageConfig, TransformConfig
-from .base import IMPORTERS, Importer, ImportFailed, KeyMap, copy_factorized_prior, copy_gdn, derive_gaussian_conditional
+from .base import (
+    IMPORTERS,
+    Importer,
+    ImportFailed,
+    KeyMap,
+    copy_factorized_prior,
+    copy_gdn,
+    derive_gaussian_conditional,
+)
 
-RENAMES = ((r"msa\.embedding_layer\.", "attn.qkv."), (r"msa\.linear\.", "attn.proj."),
-           (r"msa\.relative_position_params$", "attn.relative_position_bias"),
-           (r"non_local_block\.block_([12])\.", lambda m: f"swin.{int(m[1]) - 1}."),
-           (r"^conv_([ab])\.(\d)\.conv\.", r"attention.conv_\1.\2.body."), (r"^conv_b\.3\.", "attention.conv_b.3."))
+RENAMES = (
+    (r"msa\.embedding_layer\.", "attn.qkv."),
+    (r"msa\.linear\.", "attn.proj."),
+    (r"msa\.relative_position_params$", "attn.relative_position_bias"),
+    (r"non_local_block\.block_([12])\.", lambda m: f"swin.{int(m[1]) - 1}."),
+    (r"^conv_([ab])\.(\d)\.conv\.", r"attention.conv_\1.\2.body."),
+    (r"^conv_b\.3\.", "attention.conv_b.3."),
+)
 
 
 def _copy(keys: KeyMap, source: str, target: str) -> None:
@@ -28,10 +40,10 @@ def _copy(keys: KeyMap, source: str, target: str) -> None:
     if not found:
         raise ImportFailed(f"expected keys under {source!r}; there are none")
     for gdn in sorted({k[: -len(".beta")] for k in found if re.search(r"\bi?gdn\.beta$", k)}):  # in RBWS / RBU
-        copy_gdn(keys, gdn, f"{target}.{gdn[len(source) + 1:]}")
+        copy_gdn(keys, gdn, f"{target}.{gdn[len(source) + 1 :]}")
         found = [k for k in found if not k.startswith(gdn + ".")]
     for key in found:
-        leaf = key[len(source) + 1:]
+        leaf = key[len(source) + 1 :]
         for pattern, replacement in RENAMES:
             leaf = re.sub(pattern, replacement, leaf)
         value = keys.take(key)
@@ -44,7 +56,7 @@ def _blocks(keys: KeyMap, prefix: str) -> list[tuple[int, bool]]:
     """(index, is a ConvTransBlock) of a Sequential's children."""
     found: dict[int, bool] = {}
     for key in keys.state:
-        if (m := re.fullmatch(re.escape(prefix) + r"\.(\d+)\.(.*)", key)):
+        if m := re.fullmatch(re.escape(prefix) + r"\.(\d+)\.(.*)", key):
             found[int(m[1])] = found.get(int(m[1]), False) or m[2].startswith("conv1_1.")
     return sorted(found.items())
 
@@ -61,9 +73,10 @@ def _transform(keys: KeyMap, prefix: str) -> tuple[tuple[StageConfig, ...], int,
         stop = starts[s + 1] if s + 1 < len(starts) else len(children) - 1
         blocks = list(range(start + 1, stop))
         _copy(keys, f"{prefix}.{start}", f"{prefix}.stages.{s}.resample")
-        width = keys.shape(f"{prefix}.{blocks[0]}.conv1_1.weight")[0] if blocks else None
+        width: int | None = None
         head_dim, ratio = 32, 4.0
         if blocks:
+            width = keys.shape(f"{prefix}.{blocks[0]}.conv1_1.weight")[0]
             first = f"{prefix}.{blocks[0]}.trans_block"
             head_dim = width // 2 // keys.shape(f"{first}.msa.relative_position_params")[0]
             ratio = keys.shape(f"{first}.mlp.0.weight")[0] / (width // 2)
@@ -88,25 +101,35 @@ def _build(keys: KeyMap, name: str | None, partial: bool) -> ModelConfig:
         hyper_blocks = [i for i, is_block in _blocks(keys, "h_a") if is_block]
         slices = len({m[1] for k in keys.state if (m := re.match(r"cc_mean_transforms\.(\d+)\.", k))})
         support = (keys.shape(f"cc_mean_transforms.{slices - 1}.0.weight")[1] - latent) // (latent // slices)
-        entropy = SliceConfig(hyper_channels=keys.shape("entropy_bottleneck.quantiles")[0], hyper_width=width,
-                              hyper_blocks=len(hyper_blocks), slices=slices,
-                              # the last slice sees all earlier ones unless the support was capped below that
-                              max_support=support if support < slices - 1 else SliceConfig.max_support,
-                              context_widths=(keys.shape("cc_mean_transforms.0.0.weight")[0],
-                                              keys.shape("cc_mean_transforms.0.2.weight")[0]))
+        entropy = SliceConfig(
+            hyper_channels=keys.shape("entropy_bottleneck.quantiles")[0],
+            hyper_width=width,
+            hyper_blocks=len(hyper_blocks),
+            slices=slices,
+            # the last slice sees all earlier ones unless the support was capped below that
+            max_support=support if support < slices - 1 else SliceConfig.max_support,
+            context_widths=(
+                keys.shape("cc_mean_transforms.0.0.weight")[0],
+                keys.shape("cc_mean_transforms.0.2.weight")[0],
+            ),
+        )
         for source, target in (("h_a", "h_a"), ("h_mean_s", "h_mean_s"), ("h_scale_s", "h_scale_s")):
             for index, _ in _blocks(keys, source):
                 _copy(keys, f"{source}.{index}", f"latent_codec.{target}.{index}")
         for i in range(slices):
             for source, target in (("atten_mean", "atten_mean"), ("atten_scale", "atten_scale")):
                 _copy(keys, f"{source}.{i}.0", f"latent_codec.{target}.{i}")
-            for source, target in (("cc_mean_transforms", "cc_mean"), ("cc_scale_transforms", "cc_scale"),
-                                   ("lrp_transforms", "lrp")):
+            for source, target in (
+                ("cc_mean_transforms", "cc_mean"),
+                ("cc_scale_transforms", "cc_scale"),
+                ("lrp_transforms", "lrp"),
+            ):
                 _copy(keys, f"{source}.{i}", f"latent_codec.{target}.{i}")
         copy_factorized_prior(keys, "entropy_bottleneck", "latent_codec.entropy_bottleneck")
         derive_gaussian_conditional(keys, "gaussian_conditional")
-    transform = TransformConfig(latent, encoder, decoder, down="rbws", up="rbu",
-                                latent_projection="conv3x3", image_projection="subpel3x3")
+    transform = TransformConfig(
+        latent, encoder, decoder, down="rbws", up="rbu", latent_projection="conv3x3", image_projection="subpel3x3"
+    )
     return ModelConfig(name or f"lic-tcm-n{width // 2}-m{latent}", transform, entropy, "imported from lic_tcm:tcm")
 
 

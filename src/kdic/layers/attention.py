@@ -42,6 +42,8 @@ class WindowAttention(nn.Module):
     shifted-window variant (cyclic shift plus mask).
     """
 
+    relative_index: Tensor  # a buffer
+
     def __init__(self, dim: int, heads: int, window: int = 8, shift: int = 0) -> None:
         super().__init__()
         if dim % heads:

@@ -89,14 +89,14 @@ class TCMBlock(nn.Module):
         super().__init__()
         if channels % 2:
             raise ValueError(f"TCM block width {channels} must be even")
-        self.half = channels // 2
+        self.branch_width = channels // 2  # not ``half``: that would hide nn.Module.half()
         self.conv1_1 = nn.Conv2d(channels, channels, 1)
         self.conv1_2 = nn.Conv2d(channels, channels, 1)
-        self.conv_block = ResidualBlock(self.half, self.half)
-        self.trans_block = SwinLayer(self.half, head_dim, window, shifted=index % 2 == 1, mlp_ratio=expansion)
+        self.conv_block = ResidualBlock(self.branch_width, self.branch_width)
+        self.trans_block = SwinLayer(self.branch_width, head_dim, window, shifted=index % 2 == 1, mlp_ratio=expansion)
 
     def forward(self, x: Tensor) -> Tensor:
-        conv_x, trans_x = self.conv1_1(x).split(self.half, dim=1)
+        conv_x, trans_x = self.conv1_1(x).split(self.branch_width, dim=1)
         conv_x = self.conv_block(conv_x) + conv_x
         trans_x = self.trans_block(trans_x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return x + self.conv1_2(torch.cat((conv_x, trans_x), dim=1))
@@ -142,7 +142,11 @@ class ResidualBottleneckBlock(nn.Module):
         super().__init__()
         mid = channels // 2
         self.body = nn.Sequential(
-            conv(channels, mid, 1), nn.ReLU(inplace=True), conv(mid, mid, 3), nn.ReLU(inplace=True), conv(mid, channels, 1)
+            conv(channels, mid, 1),
+            nn.ReLU(inplace=True),
+            conv(mid, mid, 3),
+            nn.ReLU(inplace=True),
+            conv(mid, channels, 1),
         )
         self.final_relu = final_relu
 
@@ -160,8 +164,9 @@ class AttentionBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv_a = nn.Sequential(*[ResidualBottleneckBlock(channels, final_relu=True) for _ in range(3)])
-        self.conv_b = nn.Sequential(*[ResidualBottleneckBlock(channels, final_relu=True) for _ in range(3)],
-                                    conv(channels, channels, 1))
+        self.conv_b = nn.Sequential(
+            *[ResidualBottleneckBlock(channels, final_relu=True) for _ in range(3)], conv(channels, channels, 1)
+        )
 
     def forward(self, x: Tensor, mask_input: Tensor | None = None) -> Tensor:
         b = self.conv_b(x if mask_input is None else mask_input)
@@ -181,9 +186,17 @@ def _tcm_width(width: int, stage) -> str | None:
 
 
 BLOCKS.register("s2c-conv", BlockKind(lambda width, stage, index: S2CConvBlock(width, stage.expansion)))
-BLOCKS.register("s2c-attn", BlockKind(lambda width, stage, index: S2CAttentionBlock(width, stage.expansion, stage.heads,
-                                                                                    stage.window), _heads_divide))
-BLOCKS.register("tcm", BlockKind(lambda width, stage, index: TCMBlock(width, stage.expansion, stage.head_dim, stage.window,
-                                                                      index), _tcm_width))
+BLOCKS.register(
+    "s2c-attn",
+    BlockKind(
+        lambda width, stage, index: S2CAttentionBlock(width, stage.expansion, stage.heads, stage.window), _heads_divide
+    ),
+)
+BLOCKS.register(
+    "tcm",
+    BlockKind(
+        lambda width, stage, index: TCMBlock(width, stage.expansion, stage.head_dim, stage.window, index), _tcm_width
+    ),
+)
 BLOCKS.register("nafnet", BlockKind(lambda width, stage, index: NAFBlock(width, stage.expansion)))
 BLOCKS.register("elic-rbb", BlockKind(lambda width, stage, index: ResidualBottleneckBlock(width), expansion=False))

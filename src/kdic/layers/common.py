@@ -7,6 +7,8 @@ LayerNorm and GDN are their own module types here (not counted), exactly like th
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -136,9 +138,24 @@ def _itself(module: nn.Module) -> list[nn.Module]:
     return [module]
 
 
+# The input convolutions of the modules that ``build`` made (hence the casts).
+def _rbws_inputs(module: nn.Module) -> list[nn.Module]:
+    block = cast(ResidualBlockWithStride, module)
+    return [block.conv1, block.skip]
+
+
+def _subpel_inputs(module: nn.Module) -> list[nn.Module]:
+    return [cast(SubpelConv, module)[0]]
+
+
+def _rbu_inputs(module: nn.Module) -> list[nn.Module]:
+    block = cast(ResidualBlockUpsample, module)
+    return [block.subpel_conv[0], block.upsample[0]]
+
+
 RESAMPLERS.register("conv3x3", Resampler(lambda i, o: conv(i, o, 3, 2), "down", _itself))
 RESAMPLERS.register("conv5x5", Resampler(lambda i, o: conv(i, o, 5, 2), "down", _itself))
-RESAMPLERS.register("rbws", Resampler(ResidualBlockWithStride, "down", lambda m: [m.conv1, m.skip]))
-RESAMPLERS.register("subpel3x3", Resampler(lambda i, o: SubpelConv(i, o, 2), "up", lambda m: [m[0]]))
+RESAMPLERS.register("rbws", Resampler(ResidualBlockWithStride, "down", _rbws_inputs))
+RESAMPLERS.register("subpel3x3", Resampler(lambda i, o: SubpelConv(i, o, 2), "up", _subpel_inputs))
 RESAMPLERS.register("deconv5x5", Resampler(lambda i, o: deconv(i, o, 5, 2), "up", _itself))
-RESAMPLERS.register("rbu", Resampler(ResidualBlockUpsample, "up", lambda m: [m.subpel_conv[0], m.upsample[0]]))
+RESAMPLERS.register("rbu", Resampler(ResidualBlockUpsample, "up", _rbu_inputs))

@@ -7,6 +7,7 @@ from .common import GDN, ResidualBlock
 from .kinds import BLOCKS, BlockKind
 
 BLOCKS.register("gdn", BlockKind(lambda width, stage, index: GDN(width), expansion=False, prunable=False))
-BLOCKS.register("igdn", BlockKind(lambda width, stage, index: GDN(width, inverse=True), expansion=False,
-                                  prunable=False))
+BLOCKS.register(
+    "igdn", BlockKind(lambda width, stage, index: GDN(width, inverse=True), expansion=False, prunable=False)
+)
 BLOCKS.register("residual", BlockKind(lambda width, stage, index: ResidualBlock(width, width), expansion=False))

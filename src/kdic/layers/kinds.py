@@ -6,8 +6,9 @@ factor and width. Both are looked up by name from ``StageConfig``/``TransformCon
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from torch import nn
 

@@ -18,6 +18,23 @@ def build_model(config: ModelConfig | str) -> LearnedImageCodec:
     return LearnedImageCodec(get_config(config) if isinstance(config, str) else config)
 
 
-__all__ = ["LearnedImageCodec", "ModelConfig", "PAPER_COMPLEXITY", "SCCTXConfig", "SliceConfig", "Stage", "StageConfig",
-           "TEACHER_OF", "Transform", "TransformConfig", "VariableRateConfig", "available", "build_model", "config_from_dict",
-           "get_config", "register", "to_dict", "with_variable_rate"]
+__all__ = [
+    "LearnedImageCodec",
+    "ModelConfig",
+    "PAPER_COMPLEXITY",
+    "SCCTXConfig",
+    "SliceConfig",
+    "Stage",
+    "StageConfig",
+    "TEACHER_OF",
+    "Transform",
+    "TransformConfig",
+    "VariableRateConfig",
+    "available",
+    "build_model",
+    "config_from_dict",
+    "get_config",
+    "register",
+    "to_dict",
+    "with_variable_rate",
+]

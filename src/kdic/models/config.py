@@ -71,8 +71,10 @@ class StageConfig:
         in_range("attention head_dim", self.head_dim, 1, MAX_CHANNELS)
         in_range("attention window", self.window, 1, MAX_WINDOW)
         require(self.attention in ATTENTION_POSITIONS, f"attention must be one of {ATTENTION_POSITIONS}")
-        require(self.resample is None or self.resample in RESAMPLERS,
-                f"unknown resampler {self.resample!r}; known: {', '.join(RESAMPLERS)}")
+        require(
+            self.resample is None or self.resample in RESAMPLERS,
+            f"unknown resampler {self.resample!r}; known: {', '.join(RESAMPLERS)}",
+        )
         if not self.blocks_first:
             self.check_blocks(self.channels)
 
@@ -84,8 +86,10 @@ class StageConfig:
 
 
 def _check_resampler(name: str, direction: str) -> None:
-    require(name in RESAMPLERS and RESAMPLERS[name].direction == direction,
-            f"{direction}-samplers must be one of {resamplers(direction)}, got {name!r}")
+    require(
+        name in RESAMPLERS and RESAMPLERS[name].direction == direction,
+        f"{direction}-samplers must be one of {resamplers(direction)}, got {name!r}",
+    )
 
 
 @dataclass(frozen=True)
@@ -110,15 +114,21 @@ class TransformConfig:
         in_range("latent_channels", self.latent_channels, 1, MAX_CHANNELS)
         in_range("number of encoder stages", len(self.encoder), 1, MAX_STAGES)
         in_range("number of decoder stages", len(self.decoder), 1, MAX_STAGES)
-        for direction, default, projection, stages in (("down", self.down, self.latent_projection, self.encoder),
-                                                        ("up", self.up, self.image_projection, self.decoder)):
+        for direction, default, projection, stages in (
+            ("down", self.down, self.latent_projection, self.encoder),
+            ("up", self.up, self.image_projection, self.decoder),
+        ):
             for name in (default, projection, *(s.resample for s in stages)):
                 if name is not None:
                     _check_resampler(name, direction)
-        require(self.latent_projection is not None or self.encoder[-1].channels == self.latent_channels,
-                "without a latent_projection the last encoder stage must be latent_channels wide")
-        require(self.image_projection is not None or self.decoder[-1].channels == 3,
-                "without an image_projection the last decoder stage must be 3 wide")
+        require(
+            self.latent_projection is not None or self.encoder[-1].channels == self.latent_channels,
+            "without a latent_projection the last encoder stage must be latent_channels wide",
+        )
+        require(
+            self.image_projection is not None or self.decoder[-1].channels == 3,
+            "without an image_projection the last decoder stage must be 3 wide",
+        )
         for stage, width in zip(self.stages, self.stage_widths):
             if stage.blocks_first:
                 stage.check_blocks(width[0])
@@ -150,7 +160,6 @@ class TransformConfig:
         return math.prod(RESAMPLERS[n].factor for n in names)
 
 
-
 # Eight anchors, log-spaced from 0.0018 to 0.1 (ratio ~1.78, a little denser than the paper's six
 # points 0.0018..0.0483, ratio ~1.9): the paper's range plus about one octave, because the CPU-scale
 # presets need more lambda for the same rate. kdic-tiny codes Kodak at 0.20 bpp at lambda 0.0035 and
@@ -176,8 +185,10 @@ class VariableRateConfig:
         in_range("number of anchor lambdas", len(self.lmbdas), MIN_ANCHORS, MAX_ANCHORS)
         for lmbda in self.lmbdas:
             in_range("anchor lambda", lmbda, 0, MAX_LMBDA, open_low=True)
-        require(all(a < b for a, b in zip(self.lmbdas, self.lmbdas[1:])),
-                 f"anchor lambdas must be strictly increasing, got {list(self.lmbdas)}")
+        require(
+            all(a < b for a, b in zip(self.lmbdas, self.lmbdas[1:])),
+            f"anchor lambdas must be strictly increasing, got {list(self.lmbdas)}",
+        )
 
     @property
     def range(self) -> tuple[float, float]:
@@ -205,10 +216,14 @@ class ModelConfig:
     padding: Literal["zeros", "replicate"] = field(default="zeros", metadata=ADDED)
 
     def __post_init__(self) -> None:
-        require(NAME_PATTERN.fullmatch(self.name) is not None,
-                f"model name {self.name[:80]!r} must match {NAME_PATTERN.pattern} (lowercase, no path separators)")
-        require(len(self.description) <= MAX_DESCRIPTION and self.description.isprintable(),
-                f"model description must be printable and at most {MAX_DESCRIPTION} characters")
+        require(
+            NAME_PATTERN.fullmatch(self.name) is not None,
+            f"model name {self.name[:80]!r} must match {NAME_PATTERN.pattern} (lowercase, no path separators)",
+        )
+        require(
+            len(self.description) <= MAX_DESCRIPTION and self.description.isprintable(),
+            f"model description must be printable and at most {MAX_DESCRIPTION} characters",
+        )
         problem = self.family.check(self.entropy, self.transform.latent_channels)
         require(problem is None, str(problem))
 
@@ -218,12 +233,15 @@ class ModelConfig:
         return LATENT_CODECS[getattr(self.entropy, "kind", None)]
 
 
-def to_dict(config: Any) -> dict[str, Any]:
+def to_dict(config: Any) -> Any:
     """Plain-JSON form of a config (tuples become lists; added fields left out while at their default)."""
     if not dataclasses.is_dataclass(config):
         return list(map(to_dict, config)) if isinstance(config, (tuple, list)) else config
-    return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)
-            if not (f.metadata.get("omit_default") and getattr(config, f.name) == f.default)}
+    return {
+        f.name: to_dict(getattr(config, f.name))
+        for f in dataclasses.fields(config)
+        if not (f.metadata.get("omit_default") and getattr(config, f.name) == f.default)
+    }
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

@@ -7,6 +7,8 @@ swapped or distilled on its own.
 
 from __future__ import annotations
 
+from typing import Literal, cast
+
 import torch
 from torch import Tensor, nn
 
@@ -14,7 +16,7 @@ from ..entropy.coder import fixed_threads
 from ..errors import ConfigError
 from ..layers import BLOCKS, RESAMPLERS, AttentionBlock
 from .config import ModelConfig, StageConfig, TransformConfig
-from .rate import RATE_METHODS
+from .rate import RATE_METHODS, GainUnits
 
 
 class Stage(nn.Module):
@@ -35,18 +37,22 @@ class Stage(nn.Module):
         self.attention = AttentionBlock(attention_width) if attention_width else None
 
     def forward(self, x: Tensor) -> Tensor:
+        # __init__ builds the attention block for every position but "none"
         if self.attention_position == "start":
+            assert self.attention is not None
             x = self.attention(x)
         if self.blocks_first:
             x = self.blocks(x)
         x = self.resample(x)
         if self.attention_position == "after-resample":
+            assert self.attention is not None
             x = self.attention(x)
         if not self.blocks_first:
             x = self.blocks(x)
         if self.projection is not None:
             x = self.projection(x)
         if self.attention_position == "end":
+            assert self.attention is not None
             x = self.attention(x)
         return x
 
@@ -75,15 +81,25 @@ def build_transform(config: TransformConfig, encoder: bool) -> Transform:
     """g_a (``encoder``) or g_s of ``config``; the last stage carries the projection, if any."""
     stages = config.encoder if encoder else config.decoder
     first = 0 if encoder else len(config.encoder)
-    projection = (config.latent_projection, config.latent_channels) if encoder else (config.image_projection, 3)
-    widths = config.stage_widths[first: first + len(stages)]
-    return Transform([
-        Stage(cfg, widths[i][0], config.resampler_of(first + i + 1),
-              projection if i == len(stages) - 1 and projection[0] is not None else None)
-        for i, cfg in enumerate(stages)])
+    name, width = (config.latent_projection, config.latent_channels) if encoder else (config.image_projection, 3)
+    projection = (name, width) if name is not None else None
+    widths = config.stage_widths[first : first + len(stages)]
+    return Transform(
+        [
+            Stage(
+                cfg,
+                widths[i][0],
+                config.resampler_of(first + i + 1),
+                projection if i == len(stages) - 1 else None,
+            )
+            for i, cfg in enumerate(stages)
+        ]
+    )
 
 
-def set_padding(model: nn.Module, mode: str, checkerboard: list[str]) -> None:
+def set_padding(
+    model: nn.Module, mode: Literal["zeros", "reflect", "replicate", "circular"], checkerboard: list[str]
+) -> None:
     """Pad every padded convolution by ``mode``; those under ``checkerboard`` by reflection (a replicated
     border row would put anchors where the pattern has none). Transposed convolutions pad by zeros only
     in torch; the presets that use ``replicate`` have none."""
@@ -103,6 +119,8 @@ class LearnedImageCodec(nn.Module):
     ``variable_rate``) has a ``rate`` module and needs ``lmbda`` in ``forward``, ``compress`` and
     ``decompress``; a fixed-rate one codes at the lambda it was trained for and takes none.
     """
+
+    rate: GainUnits | None
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -127,8 +145,9 @@ class LearnedImageCodec(nn.Module):
         """A variable-rate model needs a lambda in its range; a fixed-rate one refuses any."""
         if self.rate is None:
             if lmbda is not None:
-                raise ConfigError(f"model {self.config.name!r} is fixed-rate (trained for lambda {self.lmbda}); "
-                                  "it takes no lambda")
+                raise ConfigError(
+                    f"model {self.config.name!r} is fixed-rate (trained for lambda {self.lmbda}); it takes no lambda"
+                )
             return
         if lmbda is None:
             low, high = self.rate.range
@@ -138,12 +157,18 @@ class LearnedImageCodec(nn.Module):
     def scale_latent(self, y: Tensor, lmbda: float | None) -> Tensor:
         """y as the latent codec codes it (unchanged in a fixed-rate model)."""
         self.check_lmbda(lmbda)
-        return y if self.rate is None else self.rate.scale_latent(y, lmbda)
+        if self.rate is None:
+            return y
+        assert lmbda is not None  # check_lmbda refuses None for a variable-rate model
+        return self.rate.scale_latent(y, lmbda)
 
     def unscale_latent(self, y_hat: Tensor, lmbda: float | None) -> Tensor:
         """Decoded latent as g_s reads it (unchanged in a fixed-rate model)."""
         self.check_lmbda(lmbda)
-        return y_hat if self.rate is None else self.rate.unscale_latent(y_hat, lmbda)
+        if self.rate is None:
+            return y_hat
+        assert lmbda is not None  # check_lmbda refuses None for a variable-rate model
+        return self.rate.unscale_latent(y_hat, lmbda)
 
     @property
     def stage_count(self) -> int:
@@ -158,15 +183,17 @@ class LearnedImageCodec(nn.Module):
 
     def stage(self, stage_index: int) -> Stage:
         """SMoDi stage 1..E+D."""
-        return self.get_submodule(self.stage_path(stage_index))
+        return cast(Stage, self.get_submodule(self.stage_path(stage_index)))
 
     def check_input(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) image batch, got shape {tuple(x.shape)}")
         h, w = x.shape[-2:]
         if h % self.padding_multiple or w % self.padding_multiple:
-            raise ValueError(f"height and width must be multiples of {self.padding_multiple}, got {h}x{w}; "
-                             "pad the image first (kdic.codec pads and crops automatically)")
+            raise ValueError(
+                f"height and width must be multiples of {self.padding_multiple}, got {h}x{w}; "
+                "pad the image first (kdic.codec pads and crops automatically)"
+            )
 
     def forward(self, x: Tensor, lmbda: float | None = None) -> dict:
         self.check_input(x)
@@ -182,11 +209,13 @@ class LearnedImageCodec(nn.Module):
         self.check_input(x)
         self.check_lmbda(lmbda)
         y = self.scale_latent(self.g_a(x), lmbda)
-        coded = [self.compress_latent(y[i: i + 1]) for i in range(x.shape[0])]
+        coded = [self.compress_latent(y[i : i + 1]) for i in range(x.shape[0])]
         multiple = self.config.family.latent_multiple
-        return {"strings": [list(streams) for streams in zip(*(c["strings"] for c in coded))],
-                "shape": (y.shape[-2] // multiple, y.shape[-1] // multiple),
-                "y_hat": torch.cat([c["y_hat"] for c in coded])}
+        return {
+            "strings": [list(streams) for streams in zip(*(c["strings"] for c in coded))],
+            "shape": (y.shape[-2] // multiple, y.shape[-1] // multiple),
+            "y_hat": torch.cat([c["y_hat"] for c in coded]),
+        }
 
     @torch.no_grad()
     def compress_latent(self, y: Tensor) -> dict:

@@ -67,8 +67,11 @@ class GainUnits(nn.Module):
         of the range stay codable after that rounding.
         """
         low, high = self.range
-        if isinstance(lmbda, bool) or not isinstance(lmbda, (int, float)) or not (
-                np.float32(low) <= np.float32(lmbda) <= np.float32(high)):
+        if (
+            isinstance(lmbda, bool)
+            or not isinstance(lmbda, (int, float))
+            or not (np.float32(low) <= np.float32(lmbda) <= np.float32(high))
+        ):
             raise ConfigError(f"lambda {lmbda!r} is outside this model's range {low:g} to {high:g}")
 
     def _interpolate(self, table: Tensor, lmbda: float) -> Tensor:
@@ -96,5 +99,6 @@ class GainUnits(nn.Module):
         return y_hat * self.inverse_gain(lmbda)
 
 
-RATE_METHODS: Registry[type[nn.Module]] = Registry("rate method")
+# Entries are modules with GainUnits' interface (range, check, centre, scale_latent, unscale_latent).
+RATE_METHODS: Registry[type[GainUnits]] = Registry("rate method")
 RATE_METHODS.register("gain", GainUnits)

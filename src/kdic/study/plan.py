@@ -29,8 +29,25 @@ NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")  # no dots, no separators, no lead
 FLAG = re.compile(r"[a-z][a-z0-9_]{0,39}")
 LABEL = re.compile(r"[\w ().,+-]{1,80}")  # table and plot text: no markdown cell separators, no line breaks
 # Flags the runner sets from each run itself: a plan cannot set them for all runs at once.
-RUNNER_FLAGS = frozenset({"data", "val", "run_dir", "resume", "model", "init", "teacher", "student", "strategy",
-                          "lmbda", "steps", "lr", "decay_at", "seed", "teacher_init"})
+RUNNER_FLAGS = frozenset(
+    {
+        "data",
+        "val",
+        "run_dir",
+        "resume",
+        "model",
+        "init",
+        "teacher",
+        "student",
+        "strategy",
+        "lmbda",
+        "steps",
+        "lr",
+        "decay_at",
+        "seed",
+        "teacher_init",
+    }
+)
 FlagValue = int | float | str | bool
 
 
@@ -239,8 +256,12 @@ def _check_report(study: Study) -> None:
             raise ConfigError(f"report: curve {curve!r} has no run")
         if len(set(qualities)) != len(qualities):
             raise ConfigError(f"report: curve {curve!r} has two runs at one quality")
-    named = [*report.strategy_rows, *(a.curve for a in report.strategy_anchors),
-             *(c for pair in report.full_range_pairs for c in pair), *(row.curve for row in report.complexity)]
+    named = [
+        *report.strategy_rows,
+        *(a.curve for a in report.strategy_anchors),
+        *(c for pair in report.full_range_pairs for c in pair),
+        *(row.curve for row in report.complexity),
+    ]
     for curve in named:
         if curve not in report.curves:
             raise ConfigError(f"report: {curve!r} is not one of report.curves")
@@ -254,8 +275,9 @@ def _check_report(study: Study) -> None:
         if len({r.quality for r in runs}) != 1:
             raise ConfigError(f"report.{what}: needs runs at one quality")
         if what == "energy_runs" and any(r.keep is None or r.curve is None for r in runs):
-            raise ConfigError("report.energy_runs: every run needs 'keep' (the weights measured) and 'curve' "
-                              "(its name in the table)")
+            raise ConfigError(
+                "report.energy_runs: every run needs 'keep' (the weights measured) and 'curve' (its name in the table)"
+            )
     if len({study.run(name).kind for name in report.training.runs}) != len(report.training.runs):
         raise ConfigError("report.training.runs: one run per kind (the table and the plot name them by kind)")
     if any(start >= stop for start, stop in report.training.windows):
@@ -337,18 +359,26 @@ def _path(value: Any, where: str, written: bool) -> str:
 
 
 def _run(data: Any, where: str) -> Run:
-    data = _fields(data, where, ("name", "kind", "quality", "steps", "lr", "decay_at"),
-                   ("seed", "after", "keep", "teacher_init", "curve"))
+    data = _fields(
+        data,
+        where,
+        ("name", "kind", "quality", "steps", "lr", "decay_at"),
+        ("seed", "after", "keep", "teacher_init", "curve"),
+    )
     where = f"run {_name(data['name'], where + '.name')!r}"
-    return Run(name=data["name"], kind=_name(data["kind"], f"{where}.kind"),
-               quality=_typed(data["quality"], int, f"{where}.quality"),
-               steps=_typed(data["steps"], int, f"{where}.steps"), lr=_typed(data["lr"], float, f"{where}.lr"),
-               decay_at=_typed(data["decay_at"], float, f"{where}.decay_at"),
-               seed=_typed(data.get("seed", 0), int, f"{where}.seed"),
-               after=_name(data["after"], f"{where}.after") if "after" in data else None,
-               keep=_path(data["keep"], f"{where}.keep", written=True) if "keep" in data else None,
-               teacher_init=_typed(data.get("teacher_init", False), bool, f"{where}.teacher_init"),
-               curve=_name(data["curve"], f"{where}.curve") if "curve" in data else None)
+    return Run(
+        name=data["name"],
+        kind=_name(data["kind"], f"{where}.kind"),
+        quality=_typed(data["quality"], int, f"{where}.quality"),
+        steps=_typed(data["steps"], int, f"{where}.steps"),
+        lr=_typed(data["lr"], float, f"{where}.lr"),
+        decay_at=_typed(data["decay_at"], float, f"{where}.decay_at"),
+        seed=_typed(data.get("seed", 0), int, f"{where}.seed"),
+        after=_name(data["after"], f"{where}.after") if "after" in data else None,
+        keep=_path(data["keep"], f"{where}.keep", written=True) if "keep" in data else None,
+        teacher_init=_typed(data.get("teacher_init", False), bool, f"{where}.teacher_init"),
+        curve=_name(data["curve"], f"{where}.curve") if "curve" in data else None,
+    )
 
 
 def _flags(data: Any) -> tuple[tuple[str, FlagValue], ...]:
@@ -364,13 +394,23 @@ def _flags(data: Any) -> tuple[tuple[str, FlagValue], ...]:
 
 
 def _costs(data: Any, where: str) -> Mapping[str, float]:
-    return MappingProxyType({_name(k, f"{where} key"): _typed(v, float, f"{where}.{k}")
-                             for k, v in _typed(data, dict, where).items()})
+    return MappingProxyType(
+        {_name(k, f"{where} key"): _typed(v, float, f"{where}.{k}") for k, v in _typed(data, dict, where).items()}
+    )
 
 
 def _report(data: Any) -> ReportSpec:
-    keys = ("curves", "like_for_like_qualities", "strategy_table", "points_quality", "full_range_pairs",
-            "complexity", "rd_plot", "energy_runs", "training")
+    keys = (
+        "curves",
+        "like_for_like_qualities",
+        "strategy_table",
+        "points_quality",
+        "full_range_pairs",
+        "complexity",
+        "rd_plot",
+        "energy_runs",
+        "training",
+    )
     data = _fields(data, "report", keys)
     table = _fields(data["strategy_table"], "report.strategy_table", ("rows", "anchors"))
     anchors = []
@@ -383,44 +423,58 @@ def _report(data: Any) -> ReportSpec:
     for i, entry in enumerate(_list(data["complexity"], "report.complexity")):
         where = f"report.complexity[{i}]"
         entry = _fields(entry, where, ("label", "curve", "model"))
-        complexity.append(ComplexityRow(label=_label(entry["label"], f"{where}.label"),
-                                        curve=_name(entry["curve"], f"{where}.curve"),
-                                        model=_name(entry["model"], f"{where}.model")))
+        complexity.append(
+            ComplexityRow(
+                label=_label(entry["label"], f"{where}.label"),
+                curve=_name(entry["curve"], f"{where}.curve"),
+                model=_name(entry["model"], f"{where}.model"),
+            )
+        )
     plot = _fields(data["rd_plot"], "report.rd_plot", ("file", "title", "max_bpp"))
     training = _fields(data["training"], "report.training", ("runs", "phases", "windows"))
     return ReportSpec(
         curves=_names(data["curves"], "report.curves"),
         like_for_like_qualities=_ints(data["like_for_like_qualities"], "report.like_for_like_qualities"),
-        strategy_rows=_names(table["rows"], "report.strategy_table.rows"), strategy_anchors=tuple(anchors),
+        strategy_rows=_names(table["rows"], "report.strategy_table.rows"),
+        strategy_anchors=tuple(anchors),
         points_quality=_typed(data["points_quality"], int, "report.points_quality"),
         full_range_pairs=_pairs(data["full_range_pairs"], "report.full_range_pairs", _name),
         complexity=tuple(complexity),
-        rd_plot=RDPlot(_name(plot["file"], "report.rd_plot.file"), _label(plot["title"], "report.rd_plot.title"),
-                       _typed(plot["max_bpp"], float, "report.rd_plot.max_bpp")),
+        rd_plot=RDPlot(
+            _name(plot["file"], "report.rd_plot.file"),
+            _label(plot["title"], "report.rd_plot.title"),
+            _typed(plot["max_bpp"], float, "report.rd_plot.max_bpp"),
+        ),
         energy_runs=_names(data["energy_runs"], "report.energy_runs"),
-        training=TrainingCurves(_names(training["runs"], "report.training.runs"),
-                                _names(training["phases"], "report.training.phases"),
-                                _pairs(training["windows"], "report.training.windows",
-                                       lambda v, where: _typed(v, int, where))))
+        training=TrainingCurves(
+            _names(training["runs"], "report.training.runs"),
+            _names(training["phases"], "report.training.phases"),
+            _pairs(training["windows"], "report.training.windows", lambda v, where: _typed(v, int, where)),
+        ),
+    )
 
 
 def study_from_dict(data: Any) -> Study:
     """A ``Study`` from a plan file's parsed JSON, or a ``ConfigError`` naming the first bad field."""
-    data = _fields(data, "study", ("name", "models", "paths", "train_flags", "cost", "runs", "report"),
-                   ("description",))
+    data = _fields(
+        data, "study", ("name", "models", "paths", "train_flags", "cost", "runs", "report"), ("description",)
+    )
     models = _fields(data["models"], "models", ROLES)
     paths = _fields(data["paths"], "paths", tuple(StudyPaths.__dataclass_fields__))
     written = ("runs", "results", "doc", "shipped_weights")
     cost = _fields(data["cost"], "cost", ("seconds_per_step", "eval_minutes"))
     return Study(
-        name=_name(data["name"], "name"), description=_typed(data.get("description", ""), str, "description"),
-        teacher=_name(models["teacher"], "models.teacher"), student=_name(models["student"], "models.student"),
+        name=_name(data["name"], "name"),
+        description=_typed(data.get("description", ""), str, "description"),
+        teacher=_name(models["teacher"], "models.teacher"),
+        student=_name(models["student"], "models.student"),
         paths=StudyPaths(**{k: _path(v, f"paths.{k}", written=k in written) for k, v in paths.items()}),
         train_flags=_flags(data["train_flags"]),
         seconds_per_step=_costs(cost["seconds_per_step"], "cost.seconds_per_step"),
         eval_minutes=_costs(cost["eval_minutes"], "cost.eval_minutes"),
         runs=tuple(_run(r, f"runs[{i}]") for i, r in enumerate(_list(data["runs"], "runs"))),
-        report=_report(data["report"]))
+        report=_report(data["report"]),
+    )
 
 
 def load_study(name_or_path: str) -> Study:

@@ -52,11 +52,34 @@ def train_command(study: Study, run: Run, root: Path) -> list[str]:
         start = ["--init", study.source_weights(run)] if run.after else ["--model", study.teacher]
         args = ["train", *start]
     else:
-        args = ["distill", "--teacher", study.source_weights(run), "--student", study.student, "--strategy", run.kind,
-                *(["--teacher-init"] if run.teacher_init else [])]
-    args += ["--lmbda", str(run.lmbda), "--steps", str(run.steps), "--lr", str(run.lr), "--decay-at", str(run.decay_at),
-             "--seed", str(run.seed), "--run-dir", str(study.run_dir(run)), "--data", study.paths.train_data,
-             "--val", study.paths.eval_data]
+        args = [
+            "distill",
+            "--teacher",
+            study.source_weights(run),
+            "--student",
+            study.student,
+            "--strategy",
+            run.kind,
+            *(["--teacher-init"] if run.teacher_init else []),
+        ]
+    args += [
+        "--lmbda",
+        str(run.lmbda),
+        "--steps",
+        str(run.steps),
+        "--lr",
+        str(run.lr),
+        "--decay-at",
+        str(run.decay_at),
+        "--seed",
+        str(run.seed),
+        "--run-dir",
+        str(study.run_dir(run)),
+        "--data",
+        study.paths.train_data,
+        "--val",
+        study.paths.eval_data,
+    ]
     for name, value in study.train_flags:
         args += [f"--{name.replace('_', '-')}", *([] if value is True else [str(value)])]
     resume = (root / study.run_dir(run) / CHECKPOINT).is_file()
@@ -70,8 +93,19 @@ def remaining_steps(study: Study, run: Run, root: Path) -> list[Step]:
         return []
     half = str(study.run_dir(run) / HALF)
     export = [*KDIC, "export", str(study.run_dir(run) / TRAINED), "-o", half, "--half", "--force", "--quiet"]
-    evaluate = [*KDIC, "eval", "--weights", half, "--data", study.paths.eval_data, "-o", str(study.point(run)),
-                "--name", run.name, "--quiet"]
+    evaluate = [
+        *KDIC,
+        "eval",
+        "--weights",
+        half,
+        "--data",
+        study.paths.eval_data,
+        "-o",
+        str(study.point(run)),
+        "--name",
+        run.name,
+        "--quiet",
+    ]
     training = [] if is_trained(study, run, root) else [train_command(study, run, root)]
     return [*training, export, lambda: keep_artefacts(study, run, root), evaluate]
 
@@ -83,8 +117,10 @@ def keep_artefacts(study: Study, run: Run, root: Path) -> None:
     for path in (study.log(run, ".csv"), study.point(run)):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(run_dir / "log.csv", root / study.log(run, ".csv"))
-    summary = {"config": json.loads((run_dir / "config.json").read_text()),
-               "summary": json.loads((run_dir / "summary.json").read_text())}
+    summary = {
+        "config": json.loads((run_dir / "config.json").read_text()),
+        "summary": json.loads((run_dir / "summary.json").read_text()),
+    }
     (root / study.log(run, ".json")).write_text(json.dumps(summary, indent=2))
     if run.keep is not None:
         (root / run.keep).parent.mkdir(parents=True, exist_ok=True)
@@ -130,12 +166,16 @@ def plan_table(study: Study, root: Path) -> str:
     lines = ["| run | after | steps | CPU-min (1 thread) | done | measured training min |", "|---|---|---|---|---|---|"]
     for run in study.runs:
         measured = measured_minutes(study, run, root)
-        lines.append(f"| {run.name} | {run.after or '-'} | {run.steps} | {study.minutes(run):.0f} | "
-                     f"{'yes' if is_done(study, run, root) else ''} | {f'{measured:.0f}' if measured else ''} |")
+        lines.append(
+            f"| {run.name} | {run.after or '-'} | {run.steps} | {study.minutes(run):.0f} | "
+            f"{'yes' if is_done(study, run, root) else ''} | {f'{measured:.0f}' if measured else ''} |"
+        )
     total = sum(study.minutes(r) for r in study.runs)
     left = sum(study.minutes(r) for r in study.runs if not is_done(study, r, root))
-    return "\n".join(lines) + (f"\n\n{len(study.runs)} runs, {total / 60:.1f} CPU-hours in all ({total / 120:.1f} h on "
-                               f"2 cores, two runs at a time); {left / 60:.1f} CPU-hours left.")
+    return "\n".join(lines) + (
+        f"\n\n{len(study.runs)} runs, {total / 60:.1f} CPU-hours in all ({total / 120:.1f} h on "
+        f"2 cores, two runs at a time); {left / 60:.1f} CPU-hours left."
+    )
 
 
 def _lock_path(study: Study, run: Run, root: Path) -> Path:
@@ -192,8 +232,14 @@ class _Job:
                 if callable(step):
                     step()
                 else:
-                    self.process = subprocess.Popen(step, cwd=self.root, env={**os.environ, **SINGLE_THREAD},
-                                                    stdout=self.log, stderr=subprocess.STDOUT, pass_fds=(self.lock,))
+                    self.process = subprocess.Popen(
+                        step,
+                        cwd=self.root,
+                        env={**os.environ, **SINGLE_THREAD},
+                        stdout=self.log,
+                        stderr=subprocess.STDOUT,
+                        pass_fds=(self.lock,),
+                    )
             except (OSError, ValueError) as exc:  # e.g. a run folder without its summary: this run fails, not all
                 self.log.write(f"{self.run.name}: {exc}\n".encode())
                 self._end(1)
@@ -248,8 +294,12 @@ def run_study(study: Study, root: Path, minutes: float, jobs: int = 2, only: tup
         for run in selected:
             if len(running) + elsewhere >= jobs:
                 break
-            if (run.name in running or run.name in failed or is_done(study, run, root)
-                    or (run.after is not None and not is_done(study, study.run(run.after), root))):
+            if (
+                run.name in running
+                or run.name in failed
+                or is_done(study, run, root)
+                or (run.after is not None and not is_done(study, study.run(run.after), root))
+            ):
                 continue
             estimate = study.minutes(run) * (1 - progress(study, run, root))
             if estimate > minutes_left or (started := _start(study, run, root)) is None:
@@ -270,15 +320,36 @@ def measure_missing(study: Study, root: Path, baselines: bool = False, bench: bo
     eval_data = study.paths.eval_data
     if baselines and not any((root / study.baselines_dir).glob("*.json")):
         (root / study.baselines_dir).mkdir(parents=True, exist_ok=True)
-        subprocess.run([*KDIC, "baselines", "--data", eval_data, "-o", str(study.baselines_dir), "--quiet"],
-                       cwd=root, check=True)
+        subprocess.run(
+            [*KDIC, "baselines", "--data", eval_data, "-o", str(study.baselines_dir), "--quiet"], cwd=root, check=True
+        )
     if bench and not (root / study.bench(".json")).is_file():
         compared = list(dict.fromkeys(row.model for row in study.report.complexity))
-        subprocess.run([*KDIC, "bench", *compared, "--json", str(study.bench(".json")), "--markdown",
-                        str(study.bench(".md"))], cwd=root, check=True)
+        subprocess.run(
+            [*KDIC, "bench", *compared, "--json", str(study.bench(".json")), "--markdown", str(study.bench(".md"))],
+            cwd=root,
+            check=True,
+        )
     models = study.energy_models()
-    if (not (root / study.energy(".json")).is_file()
-            and all(is_done(study, study.run(name), root) for name in study.report.energy_runs)
-            and all((root / weights).is_file() for _, weights in models)):
-        subprocess.run([*KDIC, "energy", "--weights", *(w for _, w in models), "--names", *(n for n, _ in models),
-                        "--data", eval_data, "-o", str(study.energy(".json")), "--quiet"], cwd=root, check=True)
+    if (
+        not (root / study.energy(".json")).is_file()
+        and all(is_done(study, study.run(name), root) for name in study.report.energy_runs)
+        and all((root / weights).is_file() for _, weights in models)
+    ):
+        subprocess.run(
+            [
+                *KDIC,
+                "energy",
+                "--weights",
+                *(w for _, w in models),
+                "--names",
+                *(n for n, _ in models),
+                "--data",
+                eval_data,
+                "-o",
+                str(study.energy(".json")),
+                "--quiet",
+            ],
+            cwd=root,
+            check=True,
+        )

@@ -12,9 +12,9 @@ from __future__ import annotations
 import io
 import sys
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -49,8 +49,11 @@ def _shard_entries(shard: Path) -> list[Entry]:
     """The image members of an uncompressed tar shard (WebDataset style), read in place later."""
     try:
         with tarfile.open(shard, "r:") as tar:
-            return [Entry(str(shard), m.offset_data, m.size) for m in tar.getmembers()
-                    if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES]
+            return [
+                Entry(str(shard), m.offset_data, m.size)
+                for m in tar.getmembers()
+                if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES
+            ]
     except (tarfile.TarError, OSError) as exc:
         raise KdicError(f"cannot index tar shard {shard} (an uncompressed .tar is needed): {exc}") from None
 
@@ -94,7 +97,7 @@ def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator) -> np.nd
         height, width = image.shape[:2]
     top = int(rng.integers(height - crop + 1))
     left = int(rng.integers(width - crop + 1))
-    window = image[top: top + crop, left: left + crop]
+    window = image[top : top + crop, left : left + crop]
     if rng.integers(2):
         window = window[:, ::-1]
     if rng.integers(2):
@@ -154,11 +157,22 @@ class _StepBatches(torch.utils.data.Sampler):
             yield list(range(step * self.batch_size, (step + 1) * self.batch_size))
 
 
-def batches(dataset: CropDataset, batch_size: int, first: int, last: int, workers: int = 0,
-            device: torch.device = torch.device("cpu")) -> Iterator[torch.Tensor]:
+def batches(
+    dataset: CropDataset,
+    batch_size: int,
+    first: int,
+    last: int,
+    workers: int = 0,
+    device: torch.device = torch.device("cpu"),
+) -> Iterator[torch.Tensor]:
     """Float batches in [0, 1] of (micro-)steps ``first .. last - 1``, decoded by ``workers`` processes."""
-    loader = DataLoader(dataset, batch_sampler=_StepBatches(first, last, batch_size), num_workers=workers,
-                        pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None,
-                        generator=torch.Generator())  # its own: the loader must not draw from the noise RNG
+    loader = DataLoader(
+        dataset,
+        batch_sampler=_StepBatches(first, last, batch_size),
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+        generator=torch.Generator(),
+    )  # its own: the loader must not draw from the noise RNG
     for batch in loader:
         yield batch.to(device, non_blocking=True).float().div_(255)

@@ -24,9 +24,10 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -36,12 +37,15 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..errors import ConfigError, KdicError
 from ..codec.distortion import psnr
+from ..errors import ConfigError, KdicError
 from ..fileio import atomic_write_bytes
 from .data import CropDataset, batches
 from .distributed import DistContext
 from .options import PRECISION_DTYPES
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 STATE_FORMAT = "kdic-train-state"
 STATE_FILE = Path("checkpoints") / "state.safetensors"  # inside the run folder
@@ -81,7 +85,13 @@ class TrainConfig:
             raise ConfigError(f"lmbda_range must be (low, high) with 0 < low < high, got {self.lmbda_range}")
         if self.lmbda is None and self.lmbda_range is None:
             raise ConfigError("need lmbda (or lmbda_range for a variable-rate model)")
-        if (self.lmbda is not None and self.lmbda <= 0) or self.steps <= 0 or self.batch_size <= 0 or self.crop < 64 or self.crop % 64:
+        if (
+            (self.lmbda is not None and self.lmbda <= 0)
+            or self.steps <= 0
+            or self.batch_size <= 0
+            or self.crop < 64
+            or self.crop % 64
+        ):
             raise ConfigError("need lmbda > 0, steps > 0, batch_size > 0 and a crop that is a multiple of 64")
         if any(not 0 < f <= 1 for f in self.decay_at) or not 0 < self.decay_factor <= 1:
             raise ConfigError("decay_at fractions must be in (0, 1] and decay_factor in (0, 1]")
@@ -93,6 +103,7 @@ class TrainConfig:
         """The lambda of a step: fixed, or log-uniform in ``lmbda_range`` from an RNG seeded by
         (seed, step), so it depends on nothing but the step (exact resume, same on every rank)."""
         if self.lmbda_range is None:
+            assert self.lmbda is not None  # __post_init__ requires lmbda or lmbda_range
             return self.lmbda
         low, high = self.lmbda_range
         u = np.random.default_rng([self.seed, global_step]).random()
@@ -160,15 +171,23 @@ def _optimizer_state(tensors: dict[str, Tensor], groups: list[dict]) -> dict:
 class Trainer:
     """Runs phases over a module, with checkpoints, logging and validation in ``run_dir``."""
 
-    def __init__(self, module: nn.Module, phases: list[Phase], config: TrainConfig, run_dir: Path | None,
-                 data: CropDataset, ctx: DistContext = DistContext(),
-                 validate: Callable[[], dict[str, float]] | None = None, quiet: bool = False,
-                 runtime: Runtime = Runtime()) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        phases: list[Phase],
+        config: TrainConfig,
+        run_dir: Path | None,
+        data: CropDataset,
+        ctx: DistContext = DistContext(),
+        validate: Callable[[], dict[str, float]] | None = None,
+        quiet: bool = False,
+        runtime: Runtime = Runtime(),
+    ) -> None:
         self.module, self.phases, self.config, self.run_dir = module, phases, config, run_dir
         self.data, self.ctx, self.validate, self.quiet, self.runtime = data, ctx, validate, quiet, runtime
         self.global_step = 0
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=config.precision == "fp16")
-        self._tensorboard = None
+        self._tensorboard: SummaryWriter | bool | None = None  # False: tensorboard is not installed
 
     # -- checkpoints -------------------------------------------------------------------------
     @property
@@ -197,8 +216,14 @@ class Trainer:
             tensors.update({k: v.detach().cpu().contiguous() for k, v in optim_tensors.items()})
         tensors["rng/torch"] = rng_states[0]
         tensors.update({f"rng/torch/{rank}": state for rank, state in enumerate(rng_states) if rank})
-        meta = {"format": STATE_FORMAT, "phase": phase_index, "phase_step": phase_step,
-                "global_step": self.global_step, "param_groups": groups, "grad_scaler": self.scaler.state_dict()}
+        meta = {
+            "format": STATE_FORMAT,
+            "phase": phase_index,
+            "phase_step": phase_step,
+            "global_step": self.global_step,
+            "param_groups": groups,
+            "grad_scaler": self.scaler.state_dict(),
+        }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.state_path, serialize(tensors, metadata={"kdic": json.dumps(meta)}))
 
@@ -219,15 +244,33 @@ class Trainer:
             self.scaler.load_state_dict(meta["grad_scaler"])
         self.global_step = meta["global_step"]
         optim = {k: v for k, v in tensors.items() if k.startswith("optim/")}
-        return meta["phase"], meta["phase_step"], (_optimizer_state(optim, meta["param_groups"]) if meta["param_groups"] else None)
+        return (
+            meta["phase"],
+            meta["phase_step"],
+            (_optimizer_state(optim, meta["param_groups"]) if meta["param_groups"] else None),
+        )
 
     # -- logging -----------------------------------------------------------------------------
-    LOG_FIELDS = ("global_step", "phase", "kind", "loss", "rd", "bpp", "mse", "psnr", "feature", "aux", "lr", "seconds",
-                  "lmbda")
+    LOG_FIELDS = (
+        "global_step",
+        "phase",
+        "kind",
+        "loss",
+        "rd",
+        "bpp",
+        "mse",
+        "psnr",
+        "feature",
+        "aux",
+        "lr",
+        "seconds",
+        "lmbda",
+    )
 
     def _tensorboard_writer(self):
         """A SummaryWriter into the run folder when the optional tensorboard package is installed."""
         if self._tensorboard is None:
+            assert self.run_dir is not None  # _log() writes only into a run folder
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -275,8 +318,9 @@ class Trainer:
         return metrics
 
     # -- the loop ----------------------------------------------------------------------------
-    def _step(self, forward: nn.Module, phase: Phase, stream, optimizer: torch.optim.Optimizer,
-              main: list[Tensor]) -> tuple[dict[str, Tensor], float]:
+    def _step(
+        self, forward: nn.Module, phase: Phase, stream, optimizer: torch.optim.Optimizer, main: list[nn.Parameter]
+    ) -> tuple[dict[str, Tensor], float]:
         """One optimizer step over ``accumulate`` micro-batches; (mean losses, lambda)."""
         cfg, device = self.config, self.ctx.device
         lmbda = cfg.lmbda_at(self.global_step)
@@ -315,7 +359,7 @@ class Trainer:
         self._truncate_log()
         cfg, runtime = self.config, self.runtime
         if self.ctx.device.type == "cuda":
-            self.module.to(memory_format=torch.channels_last)
+            self.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
         last_val: dict | None = None
         for phase_index, phase in enumerate(self.phases):
             if phase.setup is not None:
@@ -324,7 +368,9 @@ class Trainer:
                 continue
             names = set_trainable(self.module, phase.trainable)
             params = dict(self.module.named_parameters())
-            aux_ids = {id(p) for p in self.module.aux_parameters()}  # the factorized prior's tails, by the aux loss
+            # the factorized prior's tails, trained by the aux loss (a trained module has aux_parameters())
+            aux_parameters = cast(Callable[[], list[nn.Parameter]], self.module.aux_parameters)
+            aux_ids = {id(p) for p in aux_parameters()}
             main = [params[n] for n in names if id(params[n]) not in aux_ids]
             aux = [params[n] for n in names if id(params[n]) in aux_ids]
             groups = [{"params": main, "lr": cfg.lr}] + ([{"params": aux, "lr": cfg.aux_lr}] if aux else [])
@@ -334,13 +380,24 @@ class Trainer:
                 optimizer.load_state_dict(optim_state)
             forward = DistributedDataParallel(self.module) if self.ctx.enabled else self.module
             if runtime.compile:
-                forward = torch.compile(forward)
+                forward = cast(nn.Module, torch.compile(forward))  # an OptimizedModule, wrapping the module
             self.module.train()
             micro_first = self.global_step * cfg.accumulate
-            stream = batches(self.data, cfg.batch_size, micro_first,
-                             micro_first + (phase.steps - first) * cfg.accumulate, runtime.workers, self.ctx.device)
-            bar = tqdm(range(first, phase.steps), desc=phase.name, disable=self.quiet or not self.ctx.is_main,
-                       initial=first, total=phase.steps)
+            stream = batches(
+                self.data,
+                cfg.batch_size,
+                micro_first,
+                micro_first + (phase.steps - first) * cfg.accumulate,
+                runtime.workers,
+                self.ctx.device,
+            )
+            bar = tqdm(
+                range(first, phase.steps),
+                desc=phase.name,
+                disable=self.quiet or not self.ctx.is_main,
+                initial=first,
+                total=phase.steps,
+            )
             for step in bar:
                 started = time.perf_counter()
                 optimizer.param_groups[0]["lr"] = cfg.lr * cfg.lr_factor(step / phase.steps)
@@ -349,14 +406,23 @@ class Trainer:
                     row = {k: float(v) for k, v in losses.items()}
                     if "mse" in row:
                         row["psnr"] = psnr(row["mse"])
-                    self._log({"global_step": self.global_step, "phase": phase.name, "kind": "train", **row,
-                               "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
-                               "lmbda": lmbda})
+                    self._log(
+                        {
+                            "global_step": self.global_step,
+                            "phase": phase.name,
+                            "kind": "train",
+                            **row,
+                            "lr": optimizer.param_groups[0]["lr"],
+                            "seconds": time.perf_counter() - started,
+                            "lmbda": lmbda,
+                        }
+                    )
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                 now = time.monotonic()
                 out_of_time, timed = self._any_rank(
                     runtime.max_minutes > 0 and now - began >= runtime.max_minutes * 60,
-                    runtime.checkpoint_minutes > 0 and now - last_checkpoint >= runtime.checkpoint_minutes * 60)
+                    runtime.checkpoint_minutes > 0 and now - last_checkpoint >= runtime.checkpoint_minutes * 60,
+                )
                 due = (step + 1) % cfg.checkpoint_every == 0 or out_of_time or timed
                 if due and step + 1 < phase.steps:
                     self.save_state(phase_index, step + 1, optimizer)
@@ -368,8 +434,9 @@ class Trainer:
                     return self._summary(last_val, complete=False)
             self.save_state(phase_index + 1, 0, None)
             last_checkpoint = time.monotonic()
-            if self._any_rank(runtime.max_minutes > 0 and last_checkpoint - began >= runtime.max_minutes * 60)[0] \
-                    and phase_index + 1 < len(self.phases):
+            if self._any_rank(runtime.max_minutes > 0 and last_checkpoint - began >= runtime.max_minutes * 60)[
+                0
+            ] and phase_index + 1 < len(self.phases):
                 return self._summary(last_val, complete=False)
         if not (cfg.val_every and self.global_step % cfg.val_every == 0):  # not validated at the last step yet
             last_val = self._validate(self.phases[-1].name) or last_val
@@ -385,5 +452,9 @@ class Trainer:
         return tuple(bool(v) for v in value.tolist())
 
     def _summary(self, validation: dict | None, complete: bool) -> dict:
-        return {"global_step": self.global_step, "complete": complete, "validation": validation,
-                "config": asdict(self.config)}
+        return {
+            "global_step": self.global_step,
+            "complete": complete,
+            "validation": validation,
+            "config": asdict(self.config),
+        }

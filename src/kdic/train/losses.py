@@ -3,7 +3,8 @@ and the phase losses built on it, shared by ``kdic train`` and ``kdic distill``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +36,9 @@ PHASE_LOSSES.register("rd+feature", _rd_plus_feature)
 PHASE_LOSSES.register("feature", lambda out, x, lmbda, weight: {"loss": out["feature"], "feature": out["feature"]})
 
 
-def phase_loss(kind: str = "rd", feature_weight: float = 0.0) -> Callable[[nn.Module, Tensor, float], dict[str, Tensor]]:
+def phase_loss(
+    kind: str = "rd", feature_weight: float = 0.0
+) -> Callable[[nn.Module, Tensor, float], dict[str, Tensor]]:
     """Loss of one phase at the step's lambda (a registered ``PHASE_LOSSES`` entry: RD, RD + weighted
     feature MSE, or the explicit feature MSE alone), plus the aux loss whenever the module trains its
     factorized prior.
@@ -45,7 +48,7 @@ def phase_loss(kind: str = "rd", feature_weight: float = 0.0) -> Callable[[nn.Mo
     compute = PHASE_LOSSES[kind]
 
     def loss(forward: nn.Module, x: Tensor, lmbda: float) -> dict[str, Tensor]:
-        module = getattr(forward, "module", forward)  # under DDP
+        module: Any = getattr(forward, "module", forward)  # under DDP; has aux_loss() (and variable_rate)
         out = forward(x, lmbda) if getattr(module, "variable_rate", False) else forward(x)
         losses = compute(out, x, lmbda, feature_weight)
         aux = module.aux_loss()

@@ -31,7 +31,9 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if self.command not in COMMANDS:
-            raise ConfigError(f"recipe {self.name!r}: command must be one of {', '.join(COMMANDS)}, got {self.command!r}")
+            raise ConfigError(
+                f"recipe {self.name!r}: command must be one of {', '.join(COMMANDS)}, got {self.command!r}"
+            )
         if any(not (isinstance(v, (int, float)) and 0 < v < 1) for v in self.lmbdas):
             raise ConfigError(f"recipe {self.name!r}: lambdas must be numbers in (0, 1)")
 
@@ -40,8 +42,10 @@ class Recipe:
         if not self.lmbdas:
             return
         if lmbda is None or not any(abs(lmbda - v) <= 1e-9 for v in self.lmbdas):
-            raise ConfigError(f"recipe {self.name} runs at one of the lambdas {', '.join(f'{v:g}' for v in self.lmbdas)}"
-                              f" (got {lmbda}); pass --lmbda with one of them")
+            raise ConfigError(
+                f"recipe {self.name} runs at one of the lambdas {', '.join(f'{v:g}' for v in self.lmbdas)}"
+                f" (got {lmbda}); pass --lmbda with one of them"
+            )
 
 
 def available_recipes() -> list[str]:
@@ -67,8 +71,15 @@ def device_hours(steps: int, samples_per_step: int, samples_per_second: float) -
     return steps * samples_per_step / samples_per_second / 3600
 
 
-def run_plan(command: str, model_config, train_config, phases: list[tuple[str, int]], device: str = "auto",
-             recipe: Recipe | None = None, throughput: float | None = None) -> dict:
+def run_plan(
+    command: str,
+    model_config,
+    train_config,
+    phases: list[tuple[str, int]],
+    device: str = "auto",
+    recipe: Recipe | None = None,
+    throughput: float | None = None,
+) -> dict:
     """What ``--dry-run`` prints: the resolved run, its steps, and the device-hours it takes at the
     paper's throughput and at a measured one (``throughput`` samples/s from ``kdic bench``, or two
     timed steps of the trained model here: for a distillation, of the student alone, which the
@@ -84,15 +95,24 @@ def run_plan(command: str, model_config, train_config, phases: list[tuple[str, i
     measured = throughput
     if measured is None:
         model = LearnedImageCodec(model_config)
-        seconds = training_step_seconds(model, train_config.batch_size, train_config.crop, steps=2, warmup=1,
-                                        device=resolved)
+        seconds = training_step_seconds(
+            model, train_config.batch_size, train_config.crop, steps=2, warmup=1, device=resolved
+        )
         measured = train_config.batch_size / seconds
     hours = {f"measured ({resolved}, {measured:.3g} samples/s)": device_hours(train_config.steps, per_step, measured)}
     if recipe is not None and recipe.paper_throughput:
         paper = recipe.paper_throughput
         hours[f"paper ({paper['device']}, {paper['samples_per_second']} samples/s)"] = device_hours(
-            train_config.steps, per_step, paper["samples_per_second"])
-    return {"command": command, "recipe": recipe.name if recipe else None, "model": model_config.name,
-            "phases": [{"name": n, "steps": s} for n, s in phases], "steps": train_config.steps,
-            "samples_per_step": per_step, "train": asdict(train_config),
-            "unstated_by_the_paper": recipe.unstated if recipe else {}, "device_hours": hours}
+            train_config.steps, per_step, paper["samples_per_second"]
+        )
+    return {
+        "command": command,
+        "recipe": recipe.name if recipe else None,
+        "model": model_config.name,
+        "phases": [{"name": n, "steps": s} for n, s in phases],
+        "steps": train_config.steps,
+        "samples_per_step": per_step,
+        "train": asdict(train_config),
+        "unstated_by_the_paper": recipe.unstated if recipe else {},
+        "device_hours": hours,
+    }

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Callable
-
+from typing import IO
 
 from ..errors import ConfigError, KdicError
 from ..eval.metrics import estimate_rd
@@ -21,8 +21,9 @@ from .engine import STATE_FILE, TrainConfig
 
 def _run_output(command: list[str]) -> str:
     try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=60,
-                              cwd=Path(__file__).resolve().parent).stdout
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parent
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -54,9 +55,11 @@ def prepare_run_dir(run_dir: Path, description: dict, resume: bool, ctx: DistCon
                 raise KdicError(f"cannot resume: {run_dir} holds no run (no config.json)")
             print(f"kdic: notice: {run_dir} has no checkpoint yet; starting at step 0", file=sys.stderr)
         commit = _run_output(["git", "rev-parse", "HEAD"]).strip()
-        for name, text in (("config.json", json.dumps(description, indent=2)),
-                           ("git.txt", f"commit {commit or 'unknown'}\n\n" + _run_output(["git", "diff", "HEAD"])),
-                           ("pip-freeze.txt", _run_output([sys.executable, "-m", "pip", "freeze"]))):
+        for name, text in (
+            ("config.json", json.dumps(description, indent=2)),
+            ("git.txt", f"commit {commit or 'unknown'}\n\n" + _run_output(["git", "diff", "HEAD"])),
+            ("pip-freeze.txt", _run_output([sys.executable, "-m", "pip", "freeze"])),
+        ):
             atomic_write_bytes(run_dir / name, text.encode())
     except BaseException:
         lock.close()
@@ -79,7 +82,9 @@ def rate_config(config: ModelConfig, train_config: TrainConfig) -> TrainConfig:
     if train_config.lmbda_range not in (None, vr.range):
         raise ConfigError(f"lambda range {train_config.lmbda_range} differs from the model's {vr.range}")
     if train_config.lmbda is not None and not vr.range[0] <= train_config.lmbda <= vr.range[1]:
-        raise ConfigError(f"lambda {train_config.lmbda} is outside the model's range {vr.range[0]:g} to {vr.range[1]:g}")
+        raise ConfigError(
+            f"lambda {train_config.lmbda} is outside the model's range {vr.range[0]:g} to {vr.range[1]:g}"
+        )
     return replace(train_config, lmbda_range=vr.range)
 
 
@@ -92,8 +97,9 @@ def validation_lmbdas(config: ModelConfig, train_config: TrainConfig) -> tuple[f
     return (train_config.lmbda, *spread) if train_config.lmbda is not None else (spread[len(spread) // 2], *spread)
 
 
-def rd_validation(model: LearnedImageCodec, config: ModelConfig, train_config: TrainConfig,
-                  images: list, device) -> Callable[[], dict[str, float]]:
+def rd_validation(
+    model: LearnedImageCodec, config: ModelConfig, train_config: TrainConfig, images: list, device
+) -> Callable[[], dict[str, float]]:
     """Validation of ``model``: ``bpp``/``psnr`` at the first rate point, plus ``bpp@L``/``psnr@L`` at
     every rate point L of a variable-rate model (to tensorboard and the summary)."""
     rates = validation_lmbdas(config, train_config)
@@ -120,6 +126,7 @@ def init_from(model: LearnedImageCodec, initial: LearnedImageCodec, source: str 
         raise KdicError(f"{source} holds a {theirs.name!r} model, not {mine.name!r} (or its fixed-rate version)")
     model.load_state_dict(initial.state_dict(), strict=not starts_vr)
     if starts_vr and initial.lmbda is not None:
+        assert model.rate is not None  # starts_vr: the config is variable-rate
         low, high = model.rate.range
         if not low <= initial.lmbda <= high:
             raise KdicError(f"{source} was trained at lambda {initial.lmbda}, outside the range {low:g} to {high:g}")
