@@ -53,6 +53,14 @@ def run_kdic(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
+def train_tiny(data: Path, run: Path, options: str, *extra: str) -> int:
+    """``kdic train --model kdic-tiny`` on ``data`` into ``run``, quiet, with space-separated ``options``."""
+    from kdic.cli import main
+
+    common = ["--model", "kdic-tiny", "--data", str(data), "--run-dir", str(run), "--quiet"]
+    return main(["train", *common, *options.split(), *extra])
+
+
 def torchrun_kdic(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc_per_node=N -m kdic ARGS`` (one thread per rank), output captured."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]

@@ -18,6 +18,8 @@ from kdic import fileio
 from kdic.cli import main
 from kdic.data import sample_image_path
 
+from .helpers import train_tiny
+
 # Children import kdic.fileio without kdic/__init__ (which loads torch), so they start in well under a second.
 CHILD_PRELUDE = """
 import importlib.util, sys, time, types
@@ -180,27 +182,7 @@ atomic_write_file(Path(sys.argv[1]) / "out.png", write_slowly, exclusive={exclus
 
 
 def _train(data: Path, run: Path, *extra: str) -> int:
-    return main(
-        [
-            "train",
-            "--model",
-            "kdic-tiny",
-            "--lmbda",
-            "0.013",
-            "--data",
-            str(data),
-            "--run-dir",
-            str(run),
-            "--steps",
-            "2",
-            "--batch-size",
-            "1",
-            "--crop",
-            "64",
-            "--quiet",
-            *extra,
-        ]
-    )
+    return train_tiny(data, run, "--lmbda 0.013 --steps 2 --batch-size 1 --crop 64", *extra)
 
 
 def test_run_folder_lock_and_resume_after_a_kill_before_the_first_checkpoint(tmp_path, capsys):

@@ -291,6 +291,7 @@ def peak_rss_mb() -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
+@pytest.mark.slow
 def test_fuzz_3000_files_decode_exactly_or_fail_with_one_line_in_bounded_memory():
     """In a fresh process, so that its peak memory is its own."""
     code = "import json; from tests.test_bitstream_hardening import fuzz; print(json.dumps(fuzz()))"
@@ -353,6 +354,7 @@ def test_cli_codes_a_rotated_photo_upright_and_a_gray_png_as_gray(tmp_path, crop
         assert gray.size == (crop.shape[1], crop.shape[0]) and gray.mode == "L"
 
 
+@pytest.mark.slow
 def test_big_photo_codes_in_bounded_memory():
     """2560 x 1600 (4 MP, 6 transform tiles, 2 entropy tiles) in a fresh process: decoded equals the
     encoder's reconstruction and the peak stays at what one transform tile needs, not the image."""

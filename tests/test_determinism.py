@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ENCODE = textwrap.dedent("""
@@ -33,6 +34,7 @@ DECODE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_all_kodak_images_decode_identically_across_processes_and_threads(tmp_path, kodak_dir):
     import torch
 

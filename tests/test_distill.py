@@ -175,6 +175,7 @@ def test_cross_architecture_pair_runs(teacher):
     assert summary["global_step"] == 9
 
 
+@pytest.mark.slow
 def test_kdic_distill_cli_and_ddp(tmp_path):
     torch.manual_seed(0)
     teacher_path = kdic.save(kdic.build_model("s2c-hybrid-tiny"), tmp_path / "teacher.safetensors", lmbda=0.013)

@@ -138,6 +138,7 @@ def test_plot_cli_rejects_a_bad_zoom(tmp_path, capsys):
     assert "--max-bpp must be positive" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_produces_both_tables(tmp_path):
     out = tmp_path / "bench.json"
     result = run_kdic(

@@ -57,6 +57,7 @@ for weights in ("kdic-tiny-q3.safetensors", "s2c-hybrid-tiny-q2.safetensors"):
 """
 
 
+@pytest.mark.slow
 def test_files_and_latents_identical_across_threads_and_instruction_sets():
     """Separate processes: 1 and 2 threads, and torch's default, AVX2 and AVX-512 kernels."""
     runs = [("default", 1), ("avx2", 2), ("avx512", 1)]

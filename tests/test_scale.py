@@ -157,6 +157,7 @@ def test_device_choice():
             resolve_device("cuda:0")
 
 
+@pytest.mark.slow
 def test_ddp_run_stopped_by_max_minutes_resumes_to_the_uninterrupted_weights(image_set, tmp_path):
     """Two torchrun ranks, streamed data: stop after a step, resume, compare with one straight run."""
 

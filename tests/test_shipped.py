@@ -107,6 +107,7 @@ def test_export_half_halves_the_file_and_loads_as_float32(tmp_path, kodak_sample
     assert main(["export", str(full), "-o", str(half), "--half"]) == 2  # exists, no --force
 
 
+@pytest.mark.slow
 def test_demo_codes_with_both_roles_and_runs_every_smodi_phase(weights_dir, capsys):
     from kdic.demo import run_demo
 

@@ -13,7 +13,7 @@ from kdic.train.data import CropDataset
 from kdic.train.engine import Phase, TrainConfig, Trainer
 from kdic.train.losses import phase_loss
 
-from .helpers import torchrun_kdic, train_killed_then_resumed
+from .helpers import torchrun_kdic, train_killed_then_resumed, train_tiny
 
 SAMPLES = Path(kdic.__file__).parent / "data" / "samples"
 CONFIG = TrainConfig(lmbda=0.013, steps=8, batch_size=2, crop=64, checkpoint_every=3, log_every=1)
@@ -53,31 +53,7 @@ def test_kdic_train_run_folder(tmp_path):
     from kdic.cli import main
 
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                "kdic-tiny",
-                "--lmbda",
-                "0.0067",
-                "--data",
-                str(SAMPLES),
-                "--run-dir",
-                str(run),
-                "--steps",
-                "4",
-                "--batch-size",
-                "2",
-                "--crop",
-                "64",
-                "--val",
-                str(SAMPLES),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert train_tiny(SAMPLES, run, "--lmbda 0.0067 --steps 4 --batch-size 2 --crop 64", "--val", str(SAMPLES)) == 0
     for name in (
         "config.json",
         "git.txt",

@@ -28,7 +28,7 @@ from kdic.train.data import CropDataset
 from kdic.train.engine import STATE_FILE, Phase, TrainConfig, Trainer
 from kdic.train.losses import phase_loss
 
-from .helpers import train_killed_then_resumed
+from .helpers import train_killed_then_resumed, train_tiny
 
 FIXTURES = Path(__file__).parent / "fixtures" / "format3"
 SAMPLES = Path(kdic.__file__).parent / "data" / "samples"
@@ -271,34 +271,8 @@ def test_a_parked_run_resumes_on_a_fresh_machine(tmp_path):
 
 def test_kdic_train_variable_rate_cli(tmp_path):
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                "kdic-tiny",
-                "--variable-rate",
-                "--lmbdas",
-                "0.002",
-                "0.01",
-                "0.05",
-                "--data",
-                str(SAMPLES),
-                "--run-dir",
-                str(run),
-                "--steps",
-                "2",
-                "--batch-size",
-                "1",
-                "--crop",
-                "64",
-                "--val",
-                str(SAMPLES),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    options = "--variable-rate --lmbdas 0.002 0.01 0.05 --steps 2 --batch-size 1 --crop 64"
+    assert train_tiny(SAMPLES, run, options, "--val", str(SAMPLES)) == 0
     metadata = read_metadata(run / "model.safetensors")
     assert metadata["config"]["variable_rate"]["lmbdas"] == [0.002, 0.01, 0.05] and metadata["lmbda"] is None
     validation = json.loads((run / "summary.json").read_text())["validation"]

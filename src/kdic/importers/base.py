@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..errors import KdicError
-from ..models import LearnedImageCodec, ModelConfig
+from ..models import LearnedImageCodec, ModelConfig, StageConfig, TransformConfig
 from ..registry import Registry
 
 
@@ -218,3 +218,18 @@ def count_layers(keys: KeyMap, prefix: str) -> list[int]:
     """Indexes of a Sequential's children that have a ``weight`` (``g_a.0``, ``g_a.2``, ...)."""
     pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.weight")
     return sorted(int(m[1]) for k in keys.state if (m := pattern.fullmatch(k)))
+
+
+def compressai_transform(
+    latent: int, encoder: tuple[StageConfig, ...], decoder: tuple[StageConfig, ...]
+) -> TransformConfig:
+    """CompressAI's g_a/g_s skeleton (5x5 strided convolutions and transposed ones between the stages)."""
+    return TransformConfig(
+        latent,
+        encoder,
+        decoder,
+        down="conv5x5",
+        up="deconv5x5",
+        latent_projection="conv5x5",
+        image_projection="deconv5x5",
+    )

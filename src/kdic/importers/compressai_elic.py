@@ -12,8 +12,16 @@ from __future__ import annotations
 import re
 
 from ..entropy import SCCTXConfig
-from ..models import ModelConfig, StageConfig, TransformConfig
-from .base import IMPORTERS, Importer, ImportFailed, KeyMap, copy_factorized_prior, derive_gaussian_conditional
+from ..models import ModelConfig, StageConfig
+from .base import (
+    IMPORTERS,
+    Importer,
+    ImportFailed,
+    KeyMap,
+    compressai_transform,
+    copy_factorized_prior,
+    derive_gaussian_conditional,
+)
 
 LC = "latent_codec"
 
@@ -133,15 +141,7 @@ def _build(keys: KeyMap, name: str | None, partial: bool) -> ModelConfig:
     entropy = SCCTXConfig(
         hyper_channels=hyper, groups=tuple(groups[:-1]) if groups else (16, 16, 32, 64), style="elic", coding="nearest"
     )
-    transform = TransformConfig(
-        latent,
-        encoder,
-        decoder,
-        down="conv5x5",
-        up="deconv5x5",
-        latent_projection="conv5x5",
-        image_projection="deconv5x5",
-    )
+    transform = compressai_transform(latent, encoder, decoder)
     return ModelConfig(
         name or f"elic2022-official-n{width}-m{latent}",
         transform,

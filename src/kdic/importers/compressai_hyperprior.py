@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 
 from ..entropy import HyperpriorConfig
-from ..models import ModelConfig, StageConfig, TransformConfig
+from ..models import ModelConfig, StageConfig
 from .base import (
     IMPORTERS,
     Importer,
     ImportFailed,
     KeyMap,
+    compressai_transform,
     copy_factorized_prior,
     copy_gdn,
     count_layers,
@@ -63,15 +64,7 @@ def _build(family: str, keys: KeyMap, name: str | None, partial: bool) -> ModelC
             keys.copy_prefix(part, f"latent_codec.{part}")
         copy_factorized_prior(keys, "entropy_bottleneck", "latent_codec.entropy_bottleneck")
         derive_gaussian_conditional(keys, "gaussian_conditional")
-    transform = TransformConfig(
-        latent,
-        encoder,
-        decoder,
-        down="conv5x5",
-        up="deconv5x5",
-        latent_projection="conv5x5",
-        image_projection="deconv5x5",
-    )
+    transform = compressai_transform(latent, encoder, decoder)
     return ModelConfig(
         name or f"{family}-n{width}-m{latent}",
         transform,
