@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 from kdic.checkpoint import load
 from kdic.codec import decode_bytes, encode_image
-from kdic.data import bundled_weights
-role, quality, step, image_path, bitstream = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-model = load(bundled_weights(role, quality))
+from kdic.data import bundled_weights, quality_lmbda
+role, quality, step, image_path, bitstream = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+model = load(bundled_weights(role))
 start = time.perf_counter()
 if step == "encode":
     image = np.load(image_path)
-    data, _, report = encode_image(model, image, estimate=False, reconstruct=False)
+    data, _, report = encode_image(model, image, estimate=False, reconstruct=False, lmbda=quality_lmbda(quality))
     Path(bitstream).write_bytes(data)
     extra = {"bits_per_pixel": report.bits_per_pixel}
 else:
@@ -65,7 +65,7 @@ def mosaic(width: int, height: int) -> np.ndarray:
     return canvas
 
 
-def run(role: str, quality: int, width: int, height: int, folder: Path) -> dict:
+def run(role: str, quality: float, width: int, height: int, folder: Path) -> dict:
     image_path, bitstream = folder / f"{width}x{height}.npy", folder / f"{width}x{height}.kdic"
     np.save(image_path, mosaic(width, height))
     row: dict = {
@@ -91,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["3000x2000", "4243x2828", "6000x4000"])
     parser.add_argument("--roles", nargs="+", default=["student"])
-    parser.add_argument("--quality", type=int, default=3)
+    parser.add_argument("--quality", type=float, default=3.0)
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args()
     rows = []

@@ -23,7 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = ("kdic-tiny-q1", "kdic-tiny-q4", "s2c-hybrid-tiny-q2", "s2c-hybrid-tiny-q4")
+# the shipped variable-rate models at the ends and the middle of their lambda range
+MODELS = {
+    "student@0.0018": ("student", 0.0018),
+    "student@0.0134": ("student", 0.0134),
+    "student@0.1": ("student", 0.1),
+    "teacher@0.0134": ("teacher", 0.0134),
+}
 CONFIGS = (("default", 1), ("avx2", 1), ("avx512", 1), ("avx512", 2))
 
 
@@ -34,14 +40,14 @@ def run_config(data: Path, limit: int, out: Path, files: Path, measure_rate: boo
     from kdic.codec import decode_bytes, encode_image, read_image, unpack
     from kdic.codec.image_io import list_images
     from kdic.codec.pipeline import latent_size
-    from kdic.data import WEIGHTS_DIR
+    from kdic.data import bundled_weights
 
     rows, pixels = [], {}
-    for name in MODELS:
-        model = load(WEIGHTS_DIR / f"{name}.safetensors")
+    for name, (role, lmbda) in MODELS.items():
+        model = load(bundled_weights(role))
         for path in list_images(data, recursive=False)[:limit]:
             image = read_image(path)
-            file = encode_image(model, image, estimate=False, reconstruct=False)[0]
+            file = encode_image(model, image, estimate=False, reconstruct=False, lmbda=lmbda)[0]
             reference = files / f"{name}-{path.stem}.kdic"
             if measure_rate:  # the first configuration writes the files every configuration decodes
                 reference.write_bytes(file)
@@ -59,7 +65,7 @@ def run_config(data: Path, limit: int, out: Path, files: Path, measure_rate: boo
             if measure_rate:
                 from kdic.codec.pipeline import _analyse  # the encoder's own analysis of the (single) tile
 
-                y = model.scale_latent(_analyse(model, image, (0, y_shape[2], 0, y_shape[3]), y_shape[2:]), None)
+                y = model.scale_latent(_analyse(model, image, (0, y_shape[2], 0, y_shape[3]), y_shape[2:]), lmbda)
                 row["float_stream_bytes"] = sum(map(len, model.latent_codec.compress(y, exact=False)["strings"]))
                 row["exact_stream_bytes"] = sum(map(len, streams))
             rows.append(row)

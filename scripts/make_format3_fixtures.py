@@ -18,9 +18,11 @@ import torch
 
 from kdic.checkpoint import load
 from kdic.codec import decode_bytes, encode_image, read_image, write_png
-from kdic.data import WEIGHTS_DIR, sample_image_path
+from kdic.data import sample_image_path
 
-OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "format3"
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "tests" / "fixtures" / "format3"
+WEIGHTS = REPO / "results" / "repro" / "shipped-0.1"  # kdic 0.1's shipped fixed-rate weights
 
 # name -> (weights, crop (top, bottom, left, right) or None, gray, entropy tile)
 FIXTURES = {
@@ -42,7 +44,7 @@ def main() -> None:
     torch.set_num_threads(1)
     expected = {}
     for name, (weights, crop, gray, tile) in FIXTURES.items():
-        model = load(WEIGHTS_DIR / weights)
+        model = load(WEIGHTS / weights)
         data, _, _ = encode_image(model, source(crop, gray), estimate=False, reconstruct=False, entropy_tile=tile)
         (OUT / f"{name}.kdic").write_bytes(data)
         image, _ = decode_bytes(model, data)

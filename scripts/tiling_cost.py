@@ -18,9 +18,9 @@ from PIL import Image
 
 from kdic.checkpoint import load
 from kdic.codec.bitstream import MAX_ENTROPY_TILE, unpack
+from kdic.codec.distortion import psnr_uint8
 from kdic.codec.pipeline import ENTROPY_TILE, encode_image
-from kdic.data import bundled_weights
-from kdic.eval.metrics import psnr_uint8
+from kdic.data import DEFAULT_QUALITY, bundled_weights, quality_lmbda
 
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
 
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--role", default="student")
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args()
-    model = load(bundled_weights(args.role, 3))
+    model = load(bundled_weights(args.role))
     rows = []
     for path in sorted(KODAK.glob("*.png"))[: args.images]:
         with Image.open(path) as img:
@@ -41,7 +41,9 @@ def main() -> None:
             )
         row = {"image": path.name, "width": image.shape[1], "height": image.shape[0]}
         for name, tile in (("tiled", ENTROPY_TILE), ("one_tile", MAX_ENTROPY_TILE)):
-            data, reconstruction, report = encode_image(model, image, estimate=False, entropy_tile=tile)
+            data, reconstruction, report = encode_image(
+                model, image, estimate=False, entropy_tile=tile, lmbda=quality_lmbda(DEFAULT_QUALITY)
+            )
             row[name] = {
                 "tiles": len(unpack(data)[1]) // 2,
                 "bpp": report.bits_per_pixel,

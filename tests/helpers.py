@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# kdic 0.1's shipped fixed-rate weights, kept in the repository for the reproduction and the old fixtures
+FIXED_RATE_WEIGHTS = Path(__file__).resolve().parents[1] / "results" / "repro" / "shipped-0.1"
+
 
 class _KilledAt(torch.utils.data.Dataset):
     """A training data set that raises KeyboardInterrupt when its ``kill_at``-th sample is read."""

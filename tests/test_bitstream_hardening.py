@@ -23,9 +23,18 @@ from kdic.cli import main
 from kdic.codec import decode_bytes, encode_image, read_image, unpack
 from kdic.codec.bitstream import MAX_PIXELS, MAX_SIDE, Header, pack
 from kdic.codec.pipeline import latent_size, synthesize_image
-from kdic.data import INDEX_NAME, WEIGHTS_DIR, build_weights_index, sample_image_path, weights_for_digest
+from kdic.data import (
+    INDEX_NAME,
+    WEIGHTS_DIR,
+    build_weights_index,
+    bundled_weights,
+    sample_image_path,
+    weights_for_digest,
+)
 from kdic.errors import BitstreamError, KdicError
 from kdic.models import ModelConfig, SCCTXConfig, StageConfig, TransformConfig
+
+from .helpers import FIXED_RATE_WEIGHTS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "format1"
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +85,7 @@ def test_format_1_files_still_parse_and_decode(name):
     data = (FIXTURES / f"{name}.kdic").read_bytes()
     header, _ = unpack(data)
     assert header.version == 1 and header.entropy_tile == 0
-    image = _decode_legacy(load(WEIGHTS_DIR / expected["weights"]), data)
+    image = _decode_legacy(load(FIXED_RATE_WEIGHTS / expected["weights"]), data)
     assert image is None or image.shape == (expected["height"], expected["width"], 3)
 
 
@@ -91,14 +100,14 @@ def test_format_2_files_still_parse_and_decode(name):
     data = (FORMAT2 / f"{name}.kdic").read_bytes()
     header, _ = unpack(data)
     assert header.version == 2 and header.entropy_tile == expected["entropy_tile"]
-    image = _decode_legacy(load(WEIGHTS_DIR / expected["weights"]), data)
+    image = _decode_legacy(load(FIXED_RATE_WEIGHTS / expected["weights"]), data)
     assert image is None or image.shape[:2] == (expected["height"], expected["width"])
 
 
 def test_kodak_size_images_are_one_tile():
     """Tiling does not engage below 2048 pixels a side: one y and one z stream, as format 1 wrote."""
-    model = load(WEIGHTS_DIR / "kdic-tiny-q3.safetensors")
-    new, _, _ = encode_image(model, read_image(sample_image_path()), estimate=False, reconstruct=False)
+    model = load(bundled_weights("student"))
+    new, _, _ = encode_image(model, read_image(sample_image_path()), estimate=False, reconstruct=False, lmbda=0.0134)
     header, streams = unpack(new)
     assert header.version == 3 and len(streams) == 2
 
@@ -365,11 +374,11 @@ def test_big_photo_codes_in_bounded_memory():
         import numpy as np
         from kdic.checkpoint import load
         from kdic.codec import decode_bytes, encode_image
-        from kdic.data import bundled_weights
+        from kdic.data import bundled_weights, quality_lmbda
         from tests.test_bitstream_hardening import peak_rss_mb
-        model = load(bundled_weights("student", 3))
+        model = load(bundled_weights("student"))
         image = mosaic(2560, 1600)
-        data, reconstruction, report = encode_image(model, image, estimate=False)
+        data, reconstruction, report = encode_image(model, image, estimate=False, lmbda=quality_lmbda(3))
         decoded, _ = decode_bytes(model, data)
         print(json.dumps({"equal": bool(np.array_equal(decoded, reconstruction)), "peak_mb": peak_rss_mb(),
                           "bpp": report.bits_per_pixel}))

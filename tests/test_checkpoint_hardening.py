@@ -8,6 +8,7 @@ import random
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ from kdic.configs import CONFIG_DIR
 from kdic.data import WEIGHTS_DIR
 from kdic.distill import available_strategies, load_strategy
 from kdic.errors import CheckpointError, ConfigError
-from kdic.models import available, build_model, config_from_dict, get_config, to_dict
+from kdic.models import available, build_model, config_from_dict, get_config, to_dict, with_variable_rate
 from kdic.models.config import MAX_CHANNELS, NAME_PATTERN
+
+from .helpers import FIXED_RATE_WEIGHTS
 
 MAX_CPU_SECONDS = 1.0
 MAX_RSS_GROWTH_MB = 200
@@ -260,11 +263,19 @@ def test_every_preset_passes_the_bounds_and_the_name_check(name):
 
 
 SHIPPED = sorted(WEIGHTS_DIR.glob("*.safetensors"))
+FIXED_RATE = sorted(FIXED_RATE_WEIGHTS.glob("*-q?.safetensors"))
 
 
 @pytest.mark.skipif(not SHIPPED, reason=f"no shipped weights in {WEIGHTS_DIR}")
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_every_shipped_weights_file_still_loads(path):
+def test_every_shipped_weights_file_loads_as_its_variable_rate_preset(path):
+    model = kdic.load(path)
+    preset = replace(with_variable_rate(get_config(path.stem.removesuffix("-vr"))), padding="replicate")
+    assert model.config == read_config(path) == preset and model.lmbda is None
+
+
+@pytest.mark.parametrize("path", FIXED_RATE, ids=lambda p: p.name)
+def test_every_fixed_rate_weights_file_of_kdic_0_1_still_loads(path):
     model = kdic.load(path)
     assert model.config == read_config(path) == get_config(path.name.rsplit("-q", 1)[0])
     assert model.lmbda == kdic.read_metadata(path)["lmbda"] > 0

@@ -23,8 +23,10 @@ import kdic.entropy.exact as exact
 from kdic.checkpoint import load
 from kdic.codec import decode_bytes, encode_image, read_image, unpack
 from kdic.codec.pipeline import latent_size
-from kdic.data import WEIGHTS_DIR, sample_image_path
+from kdic.data import sample_image_path
 from kdic.entropy.exact import exact_arithmetic, exact_exp, exact_gelu, exact_log, exact_tanh
+
+from .helpers import FIXED_RATE_WEIGHTS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "format3"
 EXPECTED = {k: v for k, v in json.loads((FIXTURES / "expected.json").read_text()).items() if not k.startswith("_")}
@@ -35,7 +37,7 @@ def test_format_3_fixtures_decode_to_the_encoders_latent_on_this_machine(name):
     expected = EXPECTED[name]
     data = (FIXTURES / f"{name}.kdic").read_bytes()
     assert unpack(data)[0].version == 3
-    image, _ = decode_bytes(load(WEIGHTS_DIR / expected["weights"]), data)  # raises unless the latent is exact
+    image, _ = decode_bytes(load(FIXED_RATE_WEIGHTS / expected["weights"]), data)  # raises unless the latent is exact
     reference = read_image(FIXTURES / f"{name}.png")
     assert image.shape == reference.shape
     assert np.abs(image.astype(np.int16) - reference).max() <= 1
@@ -46,12 +48,12 @@ import hashlib, sys, torch
 from kdic.checkpoint import load
 from kdic.codec import encode_image, read_image, unpack
 from kdic.codec.pipeline import latent_size
-from kdic.data import WEIGHTS_DIR, sample_image_path
+from kdic.data import bundled_weights, sample_image_path
 torch.set_num_threads(int(sys.argv[1]))
 image = read_image(sample_image_path())[:192, :256]
-for weights in ("kdic-tiny-q3.safetensors", "s2c-hybrid-tiny-q2.safetensors"):
-    model = load(WEIGHTS_DIR / weights)
-    data = encode_image(model, image, estimate=False, reconstruct=False)[0]
+for weights, lmbda in (("student", 0.0134), ("teacher", 0.05)):
+    model = load(bundled_weights(weights))
+    data = encode_image(model, image, estimate=False, reconstruct=False, lmbda=lmbda)[0]
     y_hat = model.decompress_latent(unpack(data)[1], (1, 96, *latent_size(model, 192, 256)))["y_hat"]
     print(weights, hashlib.sha256(data).hexdigest(), hashlib.sha256(y_hat.numpy().tobytes()).hexdigest())
 """
@@ -79,7 +81,7 @@ def _decoded_latent(model, data: bytes, height: int, width: int) -> torch.Tensor
 @pytest.mark.parametrize("direction", [float("inf"), -float("inf")])
 def test_one_ulp_perturbations_of_the_parameter_path_change_no_latent(monkeypatch, direction):
     """Every operand that enters a reduction of the entropy-parameter path moved by one ulp."""
-    model = load(WEIGHTS_DIR / "kdic-tiny-q2.safetensors")
+    model = load(FIXED_RATE_WEIGHTS / "kdic-tiny-q2.safetensors")
     image = read_image(sample_image_path())[:128, :192]
     data = encode_image(model, image, estimate=False, reconstruct=False)[0]
     clean = _decoded_latent(model, data, 128, 192)
@@ -113,7 +115,7 @@ def test_an_operation_without_an_exact_twin_is_refused():
 
 def test_exact_parameters_cost_no_rate():
     """On the sample, format 3 codes within 0.5% of the float32 parameters' size (formats 1-2)."""
-    model = load(WEIGHTS_DIR / "kdic-tiny-q3.safetensors")
+    model = load(FIXED_RATE_WEIGHTS / "kdic-tiny-q3.safetensors")
     image = read_image(sample_image_path())
     y = model.g_a(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)
     exact_bytes = sum(map(len, model.latent_codec.compress(y, exact=True)["strings"]))

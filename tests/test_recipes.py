@@ -7,11 +7,13 @@ import json
 import pytest
 
 from kdic.cli import main
-from kdic.data import WEIGHTS_DIR, sample_image_path
+from kdic.data import sample_image_path
 from kdic.train.recipes import available_recipes, load_recipe
 
+from .helpers import FIXED_RATE_WEIGHTS
+
 PAPER_LMBDAS = (0.0017, 0.0025, 0.0035, 0.0067, 0.013, 0.025, 0.05)
-TEACHER = str(WEIGHTS_DIR / "s2c-hybrid-tiny-q3.safetensors")
+TEACHER = str(FIXED_RATE_WEIGHTS / "s2c-hybrid-tiny-q3.safetensors")
 DATA = str(sample_image_path().parent)
 
 

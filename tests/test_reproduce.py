@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from kdic.configs import config_path
-from kdic.data import QUALITY_LAMBDAS, shipped_weights
+from kdic.data import QUALITY_LAMBDAS
 from kdic.distill.strategy import load_strategy
 from kdic.errors import ConfigError
 from kdic.study import load_study, run_study, runner
@@ -60,24 +60,30 @@ def test_plan_describes_a_fair_study():
         assert (run.teacher_init or strategy.teacher_init) == strategy.uses_teacher, run.name
 
 
-def test_plan_keeps_what_the_package_ships():
-    """Every shipped file is kept by exactly one run: the final teacher or the seed-0 SMoDi student
-    of its quality, of the model its index entry names."""
+def test_plan_keeps_what_the_study_shipped():
+    """Every weights file kdic 0.1 shipped is kept by exactly one run: the final teacher or the seed-0
+    SMoDi student of its quality."""
     shipped = Path(STUDY.paths.shipped_weights)
     keepers = {Path(r.keep).name: r for r in STUDY.runs if r.keep and Path(r.keep).parent == shipped}
-    entries = shipped_weights()
-    assert entries and {e.file for e in entries} == set(keepers)
-    for entry in entries:
-        run = keepers[entry.file]
-        assert run.quality == entry.quality
-        assert (run.curve, entry.model) in (("teacher", STUDY.teacher), ("smodi", STUDY.student))
+    files = sorted((REPO / shipped).glob("*.safetensors"))
+    assert len(files) == 8 and {p.name for p in files} == set(keepers)
+    for path in files:
+        run = keepers[path.name]
+        preset, _, quality = path.stem.rpartition("-q")
+        assert run.quality == int(quality)
+        assert (run.curve, preset) in (("teacher", STUDY.teacher), ("smodi", STUDY.student))
         assert run.seed == 0
 
 
+MOVED = {"src/kdic/data/weights": "results/repro/shipped-0.1"}  # kdic 0.1 shipped them; the logs say where they were
+
+
 def _made_from(recorded: str, study: Study, source: str) -> bool:
-    """Whether a recorded weights path is ``source``'s kept file or (a run made before weights
-    were kept) a file in ``source``'s run folder."""
-    return Path(recorded) == Path(study.run(source).keep) or Path(recorded).parent.name == source
+    """Whether a recorded weights path is ``source``'s kept file (where it was when the run ran) or
+    (a run made before weights were kept) a file in ``source``'s run folder."""
+    path = Path(recorded)
+    kept = Path(MOVED.get(path.parent.as_posix(), path.parent.as_posix())) / path.name
+    return kept == Path(study.run(source).keep) or path.parent.name == source
 
 
 def test_plan_is_what_the_committed_runs_ran():

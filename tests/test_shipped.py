@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,22 +20,35 @@ import kdic.data
 from kdic.checkpoint import weights_digest
 from kdic.cli import main
 from kdic.codec import encode_image, read_image, unpack
-from kdic.data import ROLES, SAMPLES_DIR, WEIGHTS_DIR, sample_image_path
+from kdic.data import (
+    DEFAULT_QUALITY,
+    LAMBDA_RANGE,
+    QUALITY_LAMBDAS,
+    ROLES,
+    SAMPLES_DIR,
+    WEIGHTS_DIR,
+    quality_lmbda,
+    sample_image_path,
+)
+from kdic.models import LearnedImageCodec, get_config, with_variable_rate
 
-SHIPPED = WEIGHTS_DIR / f"{ROLES['student']}-q3.safetensors"
+SHIPPED = WEIGHTS_DIR / f"{ROLES['student']}.safetensors"
+
+
+def _stored(lmbda: float) -> float:
+    """``lmbda`` as the header stores it (float32)."""
+    return float(np.float32(lmbda))
 
 
 @pytest.fixture()
 def weights_dir(tmp_path, monkeypatch) -> Path:
-    """Untrained float16 teacher and student at qualities 2 and 3 as the 'shipped' weights."""
+    """Untrained float16 variable-rate teacher and student as the 'shipped' weights."""
     folder = tmp_path / "weights"
     folder.mkdir()
-    for preset in ROLES.values():
-        for quality, lmbda in ((2, 0.0067), (3, 0.013)):
-            torch.manual_seed(quality)
-            kdic.save(
-                kdic.build_model(preset), folder / f"{preset}-q{quality}.safetensors", lmbda=lmbda, dtype=torch.float16
-            )
+    for preset in ("s2c-hybrid-tiny", "kdic-tiny"):
+        torch.manual_seed(0)
+        config = replace(with_variable_rate(get_config(preset)), padding="replicate")
+        kdic.save(LearnedImageCodec(config), folder / f"{config.name}.safetensors", dtype=torch.float16)
     monkeypatch.setattr(kdic.data, "WEIGHTS_DIR", folder)
     (folder / kdic.data.INDEX_NAME).write_text(json.dumps(kdic.data.build_weights_index()))
     return folder
@@ -47,42 +61,55 @@ def photo(tmp_path) -> Path:
     return path
 
 
-def test_compress_without_flags_uses_student_quality_3_and_decodes_by_digest(weights_dir, photo, capsys):
+def test_compress_without_flags_uses_the_student_at_quality_3_and_decodes_by_digest(weights_dir, photo, capsys):
     assert main(["compress", str(photo)]) == 0
     bitstream = photo.with_suffix(".kdic")
-    assert bitstream.is_file()
     header, _ = unpack(bitstream.read_bytes())
-    student_q3 = kdic.load(weights_dir / "kdic-tiny-q3.safetensors")
-    assert header.model_id == "kdic-tiny"
-    assert header.weights_digest == weights_digest(student_q3)[: len(header.weights_digest)]
+    student = kdic.load(weights_dir / "kdic-tiny-vr.safetensors")
+    assert header.model_id == "kdic-tiny-vr" and header.lmbda == _stored(quality_lmbda(DEFAULT_QUALITY))
+    assert header.weights_digest == weights_digest(student)[: len(header.weights_digest)]
     assert main(["decompress", str(bitstream)]) == 0  # no --weights: found among the shipped files
     decoded = read_image(photo.with_suffix(".decoded.png"))
-    _, reconstruction, _ = encode_image(student_q3, read_image(photo))
+    _, reconstruction, _ = encode_image(student, read_image(photo), lmbda=quality_lmbda(DEFAULT_QUALITY))
     assert np.array_equal(decoded, reconstruction)
     assert main(["decompress", str(bitstream)]) == 2  # the output exists now: refused without --force
     assert "exists" in capsys.readouterr().err
 
 
-def test_quality_and_role_pick_other_shipped_weights(weights_dir, photo):
-    for args, preset, lmbda in (
-        (["--quality", "2"], "kdic-tiny", 0.0067),
-        (["--model", "teacher"], "s2c-hybrid-tiny", 0.013),
+def test_quality_is_continuous_and_model_picks_the_teacher(weights_dir, photo):
+    for args, model_id, lmbda in (
+        (["--quality", "0"], "kdic-tiny-vr", LAMBDA_RANGE[0]),
+        (["--quality", "4.25"], "kdic-tiny-vr", quality_lmbda(4.25)),
+        (["--quality", "6"], "kdic-tiny-vr", LAMBDA_RANGE[1]),
+        (["--model", "teacher", "--quality", "1.5"], "s2c-hybrid-tiny-vr", quality_lmbda(1.5)),
+        (["--lmbda", "0.02"], "kdic-tiny-vr", 0.02),
     ):
-        out = photo.parent / f"{preset}-{lmbda}.kdic"
+        out = photo.parent / f"{model_id}-{lmbda}.kdic"
         assert main(["compress", str(photo), "-o", str(out), *args, "--quiet"]) == 0
-        assert unpack(out.read_bytes())[0].model_id == preset
+        header, _ = unpack(out.read_bytes())
+        assert (header.model_id, header.lmbda) == (model_id, _stored(lmbda))
         assert main(["decompress", str(out), "-o", str(out.with_suffix(".png")), "--quiet"]) == 0
+    assert quality_lmbda(1) < quality_lmbda(1.01) < quality_lmbda(2)
+    for quality, lmbda in QUALITY_LAMBDAS.items():  # the integers keep kdic 0.1's rate points, within 5%
+        assert abs(quality_lmbda(quality) / lmbda - 1) < 0.05
 
 
 def test_shipped_weights_errors_are_one_line(weights_dir, photo, tmp_path, capsys):
+    fixed = tmp_path / "fixed.safetensors"
+    kdic.save(kdic.build_model("kdic-tiny"), fixed, lmbda=0.013)
     cases = [
-        ["compress", str(photo), "--quality", "4"],  # not shipped
-        ["compress", str(photo), "--weights", str(weights_dir / "kdic-tiny-q3.safetensors"), "--quality", "2"],
+        (["--quality", "6.5"], "quality must be from 0 to 6"),
+        (["--quality", "nan"], "quality must be from 0 to 6"),
+        (["--quality", "2", "--lmbda", "0.01"], "--quality and --lmbda each set the rate"),
+        (["--model", "teacher", "--weights", str(fixed)], "cannot be combined with --weights"),
+        (["--model", "kdic-tiny"], "no bundled weights for 'kdic-tiny'"),
+        (["--weights", str(fixed), "--quality", "2"], "--quality needs variable-rate weights"),
     ]
-    for args in cases:
-        assert main(args) == 2
+    for args, message in cases:
+        assert main(["compress", str(photo), "-o", str(tmp_path / "x.kdic"), *args]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("kdic: error: ") and err.count("\n") == 1
+        assert err.startswith("kdic: error: ") and err.count("\n") == 1 and message in err, err
+        assert not (tmp_path / "x.kdic").exists()
     other = tmp_path / "other.safetensors"
     torch.manual_seed(99)
     kdic.save(kdic.build_model("kdic-tiny"), other)
@@ -108,12 +135,14 @@ def test_export_half_halves_the_file_and_loads_as_float32(tmp_path, kodak_sample
 
 
 @pytest.mark.slow
-def test_demo_codes_with_both_roles_and_runs_every_smodi_phase(weights_dir, capsys):
+def test_demo_codes_three_qualities_a_target_and_both_roles_and_runs_every_smodi_phase(weights_dir, capsys):
     from kdic.demo import run_demo
 
-    run_demo(quality=3, distill_steps=36, quiet=True)
+    run_demo(distill_steps=36, quiet=True)
     out = capsys.readouterr().out
-    assert "student  kdic-tiny" in out and "teacher  s2c-hybrid-tiny" in out
+    for row in ("quality 1", "quality 3", "quality 5", "<= 0.3 bpp"):
+        assert "student  kdic-tiny-vr" in out and row in out
+    assert "teacher  s2c-hybrid-tiny-vr" in out
     for phase in ("stage1", "stage6", "channel-context", "param-aggregation", "finetune"):
         assert phase in out
 
@@ -152,14 +181,22 @@ def test_energy_groups_and_cli(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no shipped weights in this checkout ({SHIPPED} missing)")
-def test_shipped_student_codes_real_files_close_to_its_estimate(tmp_path, kodak_dir):
-    """Issue 4.5 on trained weights: real bytes (header included) within 2% of the likelihood estimate."""
+def test_shipped_student_codes_real_files_close_to_its_estimate_over_the_quality_range(tmp_path, kodak_dir):
+    """Issue 4.5 on trained weights: real bytes (header included) within 2% of the likelihood estimate
+    at the ends and the middle of the quality range, and both rate and PSNR grow with quality."""
+    from kdic.codec.distortion import psnr_uint8
     from kdic.eval.validation import load_validation
 
     model = kdic.load(SHIPPED)
-    real = estimate = 0.0
-    for _, image in load_validation(kodak_dir, 3):
-        data, _, report = encode_image(model, image)
-        real += 8 * len(data)
-        estimate += report.estimated_bits
-    assert abs(real - estimate) / estimate < 0.02
+    images = [image for _, image in load_validation(kodak_dir, 2)]
+    curve = []
+    for quality in (0, 3, 6):
+        real = estimate = psnr = 0.0
+        for image in images:
+            data, reconstruction, report = encode_image(model, image, lmbda=quality_lmbda(quality))
+            real += 8 * len(data)
+            estimate += report.estimated_bits
+            psnr += psnr_uint8(reconstruction, image) / len(images)
+        assert abs(real - estimate) / estimate < 0.02, quality
+        curve.append((real, psnr))
+    assert curve == sorted(curve) and len({p for _, p in curve}) == 3

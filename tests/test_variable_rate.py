@@ -19,7 +19,7 @@ from kdic.cli import main
 from kdic.codec import decode_bytes, encode_image, read_image, unpack
 from kdic.codec.bitstream import pack
 from kdic.codec.target import MAX_PASSES, code_at_target
-from kdic.data import WEIGHTS_DIR, sample_image_path, shipped_weights
+from kdic.data import sample_image_path
 from kdic.errors import BitstreamError, ConfigError
 from kdic.models import LearnedImageCodec, VariableRateConfig, config_from_dict, get_config, to_dict, with_variable_rate
 from kdic.models.config import DEFAULT_ANCHORS
@@ -28,7 +28,7 @@ from kdic.train.data import CropDataset
 from kdic.train.engine import STATE_FILE, Phase, TrainConfig, Trainer
 from kdic.train.losses import phase_loss
 
-from .helpers import train_killed_then_resumed, train_tiny
+from .helpers import FIXED_RATE_WEIGHTS, train_killed_then_resumed, train_tiny
 
 FIXTURES = Path(__file__).parent / "fixtures" / "format3"
 SAMPLES = Path(kdic.__file__).parent / "data" / "samples"
@@ -91,12 +91,14 @@ def test_config_validation(lmbdas, method, message):
         )
 
 
-def test_shipped_weights_and_stored_bitstreams_unchanged():
-    """Shipped files carry no variable_rate key, load as fixed-rate, and still decode their fixtures."""
-    for entry in shipped_weights():
-        assert "variable_rate" not in read_metadata(entry.path)["config"]
+def test_fixed_rate_weights_of_kdic_0_1_and_their_bitstreams_unchanged():
+    """kdic 0.1's shipped files carry no variable_rate key, load as fixed-rate, and still decode their fixtures."""
+    fixed_rate = sorted(FIXED_RATE_WEIGHTS.glob("*-q?.safetensors"))
+    assert len(fixed_rate) == 8
+    for path in fixed_rate:
+        assert "variable_rate" not in read_metadata(path)["config"]
     expected = json.loads((FIXTURES / "expected.json").read_text())["kodim23-teacher-q4"]
-    teacher = kdic.load(WEIGHTS_DIR / expected["weights"])
+    teacher = kdic.load(FIXED_RATE_WEIGHTS / expected["weights"])
     assert not teacher.variable_rate and teacher.lmbda is not None
     image, _ = decode_bytes(teacher, (FIXTURES / "kodim23-teacher-q4.kdic").read_bytes())
     reference = read_image(FIXTURES / "kodim23-teacher-q4.png")
@@ -338,10 +340,9 @@ def test_every_strategy_runs_on_a_variable_rate_pair(vr_teacher, strategy):
 
 def test_variable_rate_model_starts_from_fixed_rate_weights():
     """--init of a fixed-rate file: same weights, gain units centred on its lambda, so it codes there as before."""
-    from kdic.data import bundled_weights
     from kdic.train.setup import init_from
 
-    fixed = kdic.load(bundled_weights("student", 3))
+    fixed = kdic.load(FIXED_RATE_WEIGHTS / "kdic-tiny-q3.safetensors")
     vr = LearnedImageCodec(with_variable_rate(fixed.config)).eval()
     init_from(vr, fixed, "q3")
     x = torch.rand(1, 3, 64, 64)

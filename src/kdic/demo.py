@@ -1,8 +1,9 @@
 """``kdic demo``: the main job on the bundled default, with nothing downloaded.
 
-It codes the bundled Kodak sample with the shipped teacher and SMoDi student (real files, decoded
-back and checked against the encoder's reconstruction), then runs a short SMoDi distillation from
-the shipped teacher so users see every phase of the engine run on their machine.
+It codes the bundled Kodak sample with the shipped variable-rate SMoDi student at three qualities
+and at a target size, and with the shipped teacher (real files, decoded back and checked against the
+encoder's reconstruction), then runs a short SMoDi distillation from the shipped teacher so users
+see every phase of the engine run on their machine.
 """
 
 from __future__ import annotations
@@ -10,43 +11,71 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import load
-from .codec import decode_bytes, encode_image, read_image
-from .data import DEFAULT_QUALITY, ROLES, SAMPLES_DIR, bundled_weights, sample_image_path
+from .codec import decode_bytes, read_image
+from .codec.distortion import psnr_uint8
+from .codec.target import choose_rate, code_at
+from .data import SAMPLES_DIR, bundled_weights, sample_image_path
 from .errors import KdicError
-from .eval.metrics import psnr_uint8
 from .fileio import atomic_write_bytes
 
 
-def codec_demo(quality: int, workdir: Path, image_path: Path | None = None) -> list[dict]:
-    """Encode to a file and decode it back with each shipped role; one row of measurements per role."""
+@dataclass(frozen=True)
+class DemoEncode:
+    """One row of the codec table: a shipped role at a quality or at a bits-per-pixel target."""
+
+    role: str
+    quality: float | None = None
+    target_bpp: float | None = None
+
+    @property
+    def setting(self) -> str:
+        return f"quality {self.quality:g}" if self.quality is not None else f"<= {self.target_bpp:g} bpp"
+
+
+DEMO_ENCODES = (
+    DemoEncode("student", quality=1),
+    DemoEncode("student", quality=3),
+    DemoEncode("student", quality=5),
+    DemoEncode("student", target_bpp=0.3),
+    DemoEncode("teacher", quality=3),
+)
+
+
+def codec_demo(
+    workdir: Path, image_path: Path | None = None, encodes: tuple[DemoEncode, ...] = DEMO_ENCODES
+) -> list[dict]:
+    """Encode to a file and decode it back for each of ``encodes``; one row of measurements each."""
     image_path = image_path or sample_image_path()
     image = read_image(image_path)
+    models = {role: load(bundled_weights(role)) for role in {e.role for e in encodes}}
     rows = []
-    for role in ROLES:
-        path = bundled_weights(role, quality)
-        model = load(path)
+    for index, encode in enumerate(encodes):
+        model = models[encode.role]
+        choice = choose_rate(model, quality=encode.quality, target_bpp=encode.target_bpp)
         started = time.perf_counter()
-        data, reconstruction, report = encode_image(model, image)
+        coded = code_at(model, image, choice)
         encode_seconds = time.perf_counter() - started
-        bitstream = workdir / f"{image_path.stem}-{role}.kdic"
-        atomic_write_bytes(bitstream, data)
+        bitstream = workdir / f"{image_path.stem}-{index}-{encode.role}.kdic"
+        atomic_write_bytes(bitstream, coded.data)
         started = time.perf_counter()
-        decoded, _ = decode_bytes(load(path), bitstream.read_bytes())
+        decoded, _ = decode_bytes(model, bitstream.read_bytes())
         decode_seconds = time.perf_counter() - started
-        if not (decoded == reconstruction).all():
-            raise KdicError(f"{role}: decoded image differs from the encoder's reconstruction")
+        if coded.reconstruction is None or not (decoded == coded.reconstruction).all():
+            raise KdicError(f"{encode.role}: decoded image differs from the encoder's reconstruction")
         rows.append(
             {
-                "role": role,
+                "role": encode.role,
                 "model": model.config.name,
-                "lmbda": model.lmbda,
+                "setting": encode.setting,
+                "lmbda": coded.lmbda,
+                "passes": coded.passes,
                 "params": model.num_parameters(),
-                "bytes": report.num_bytes,
-                "bpp": report.bits_per_pixel,
-                "estimated_bpp": report.estimated_bits_per_pixel,
+                "bytes": len(coded.data),
+                "bpp": coded.report.bits_per_pixel,
                 "psnr": psnr_uint8(decoded, image),
                 "encode_seconds": encode_seconds,
                 "decode_seconds": decode_seconds,
@@ -55,18 +84,30 @@ def codec_demo(quality: int, workdir: Path, image_path: Path | None = None) -> l
     return rows
 
 
-def distill_demo(quality: int, run_dir: Path, steps: int, quiet: bool) -> dict:
-    """A short SMoDi run (every phase, a few steps each) from the shipped teacher on the bundled sample."""
+def distill_demo(run_dir: Path, steps: int, quiet: bool) -> dict:
+    """A short SMoDi run (every phase, a few steps each) from the shipped teacher on the bundled sample:
+    a variable-rate student, each step at a lambda drawn from the teacher's range."""
     from .distill import RunSpec, load_strategy, run
+    from .distill.construct import student_for
     from .models import get_config
     from .train.engine import TrainConfig
 
-    teacher = bundled_weights("teacher", quality)
-    lmbda = load(teacher).lmbda
-    config = TrainConfig(lmbda=lmbda, steps=steps, batch_size=4, crop=128, lr=1e-4, checkpoint_every=steps, log_every=1)
+    teacher = bundled_weights("teacher")
+    student = student_for(load(teacher).config, get_config("kdic-tiny"))
+    assert student.variable_rate is not None  # the shipped teacher is variable-rate, so is its student
+    config = TrainConfig(
+        None,
+        steps,
+        batch_size=4,
+        crop=128,
+        lr=1e-4,
+        checkpoint_every=steps,
+        log_every=1,
+        lmbda_range=student.variable_rate.range,
+    )
     return run(
         RunSpec(
-            get_config(ROLES["student"]),
+            student,
             load_strategy("smodi"),
             config,
             SAMPLES_DIR,
@@ -86,7 +127,7 @@ def free_cores() -> int:
     return max(1, min(cores, round(cores - os.getloadavg()[0])))
 
 
-def run_demo(quality: int = DEFAULT_QUALITY, distill_steps: int = 240, quiet: bool = False) -> None:
+def run_demo(distill_steps: int = 240, quiet: bool = False) -> None:
     """Print the codec table, then the distillation summary (the README's main job). Unless the user
     chose a thread count (``OMP_NUM_THREADS``), torch gets the cores other work leaves free."""
     if "OMP_NUM_THREADS" not in os.environ:
@@ -95,22 +136,24 @@ def run_demo(quality: int = DEFAULT_QUALITY, distill_steps: int = 240, quiet: bo
         torch.set_num_threads(free_cores())
     with tempfile.TemporaryDirectory(prefix="kdic-demo-") as tmp:
         workdir = Path(tmp)
-        print(f"1/2 coding {sample_image_path().name} with the shipped models (quality {quality}):")
+        print(f"1/2 coding {sample_image_path().name} with the shipped variable-rate models:")
         print(
-            f"{'role':8s} {'model':16s} {'params':>8s} {'bytes':>7s} {'bpp':>7s} {'PSNR dB':>8s} "
-            f"{'encode s':>9s} {'decode s':>9s}"
+            f"{'role':8s} {'model':19s} {'params':>8s} {'setting':>13s} {'lambda':>8s} {'bytes':>7s} {'bpp':>7s} "
+            f"{'PSNR dB':>8s} {'encode s':>9s} {'decode s':>9s}"
         )
-        for r in codec_demo(quality, workdir):
+        for r in codec_demo(workdir):
+            passes = f" ({r['passes']} passes)" if r["passes"] > 1 else ""
             print(
-                f"{r['role']:8s} {r['model']:16s} {r['params'] / 1e6:7.2f}M {r['bytes']:7d} {r['bpp']:7.4f} "
-                f"{r['psnr']:8.2f} {r['encode_seconds']:9.3f} {r['decode_seconds']:9.3f}"
+                f"{r['role']:8s} {r['model']:19s} {r['params'] / 1e6:7.2f}M {r['setting']:>13s} {r['lmbda']:8.5f} "
+                f"{r['bytes']:7d} {r['bpp']:7.4f} {r['psnr']:8.2f} {r['encode_seconds']:9.3f} "
+                f"{r['decode_seconds']:9.3f}{passes}"
             )
         print(
-            f"\n2/2 distilling {ROLES['student']} from the shipped teacher with SMoDi ({distill_steps} steps, "
-            "teacher-initialised, crops of the bundled sample):"
+            f"\n2/2 distilling a kdic-tiny student from the shipped teacher with SMoDi ({distill_steps} steps, "
+            "teacher-initialised, crops of the bundled sample, lambda drawn per step):"
         )
         started = time.perf_counter()
-        summary = distill_demo(quality, workdir / "distill", distill_steps, quiet)
+        summary = distill_demo(workdir / "distill", distill_steps, quiet)
         v = summary["validation"]
         print(
             f"done in {time.perf_counter() - started:.0f} s: {summary['global_step']} steps over the phases "

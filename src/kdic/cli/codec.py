@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..data import DEFAULT_QUALITY, DEFAULT_ROLE, QUALITY_LAMBDAS, ROLES
+from ..data import DEFAULT_QUALITY, DEFAULT_ROLE, LAMBDA_RANGE, QUALITY_LAMBDAS, QUALITY_RANGE, ROLES
 from ..errors import KdicError
 from .common import KDIC_SUFFIX, add_quiet, code_each, command, create, plan_outputs, set_threads, timings_line
 
@@ -38,46 +38,47 @@ def _add_codec_args(p: argparse.ArgumentParser, verb: str) -> None:
 
 
 def _encoder_model(args: argparse.Namespace):
-    """Model to encode with: ``--weights FILE``, else the shipped ``--model`` role/preset at ``--quality``."""
+    """Model to encode with: ``--weights FILE``, else the shipped ``--model`` role."""
     from ..checkpoint import load
     from ..data import bundled_weights
 
     if args.weights:
-        if args.model or args.quality:
-            raise KdicError("--model and --quality pick shipped weights; they cannot be combined with --weights")
+        if args.model:
+            raise KdicError("--model picks shipped weights; it cannot be combined with --weights")
         return load(args.weights)
-    return load(bundled_weights(args.model or DEFAULT_ROLE, args.quality or DEFAULT_QUALITY))
+    return load(bundled_weights(args.model or DEFAULT_ROLE))
 
 
 @command("compress", "images (PNG, JPEG, ...) to .kdic bitstreams")
 def _configure_compress(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     _add_codec_args(p, "compress")
     roles = ", ".join(f"'{role}' ({preset})" for role, preset in ROLES.items())
-    p.add_argument("--model", help=f"shipped weights to use: {roles} or a preset name (default: '{DEFAULT_ROLE}')")
+    p.add_argument("--model", help=f"shipped weights to use: {roles} (default: '{DEFAULT_ROLE}')")
+    low, high = QUALITY_RANGE
     p.add_argument(
         "--quality",
-        type=int,
-        choices=list(QUALITY_LAMBDAS),
+        type=float,
         metavar="Q",
-        help="rate point of the shipped weights: "
-        + ", ".join(f"{q}: lambda {v:g}" for q, v in QUALITY_LAMBDAS.items())
-        + f" (default: {DEFAULT_QUALITY})",
+        help=f"rate of variable-rate weights: any value from {low:g} to {high:g}, lambda {LAMBDA_RANGE[0]:g} to "
+        f"{LAMBDA_RANGE[1]:g} log-linearly (the integers 1 to 4 are within 5% of the paper's "
+        + ", ".join(f"{v:g}" for v in QUALITY_LAMBDAS.values())
+        + f"; default: {DEFAULT_QUALITY:g} unless --lmbda or a target is given)",
     )
     p.add_argument(
         "--lmbda",
         type=float,
-        help="rate point of variable-rate --weights: any lambda in their range (kdic info shows it)",
+        help="rate of variable-rate weights as the lambda itself: any value in their range (kdic info shows it)",
     )
     p.add_argument(
         "--target-bpp",
         type=float,
-        help="variable-rate --weights: per image, the lambda whose file is at "
+        help="variable-rate weights: per image, the lambda whose file is at "
         "most this many bits per pixel (bisection on real coding)",
     )
     p.add_argument(
         "--target-psnr",
         type=float,
-        help="variable-rate --weights: per image, the lambda whose decoded PSNR is at least this (dB)",
+        help="variable-rate weights: per image, the lambda whose decoded PSNR is at least this (dB)",
     )
     p.add_argument("--max-passes", type=int, default=12, help="coding passes a --target search may take")
     p.set_defaults(func=compress)
@@ -93,7 +94,7 @@ def compress(args: argparse.Namespace) -> int:
 
     pairs = plan_outputs(args.inputs, args.output, IMAGE_SUFFIXES, KDIC_SUFFIX, args.force)
     model = _encoder_model(args)
-    choice = choose_rate(model, args.lmbda, args.target_bpp, args.target_psnr, args.max_passes)
+    choice = choose_rate(model, args.lmbda, args.target_bpp, args.target_psnr, args.max_passes, args.quality)
     report_more = args.verbose and not args.quiet
     loaded = time.perf_counter() - started
 

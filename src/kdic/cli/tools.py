@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..data import DEFAULT_QUALITY, QUALITY_LAMBDAS
 from ..errors import KdicError
 from .common import add_quiet, checked_folder, command, write_json
 
@@ -258,13 +257,6 @@ def datasets(args: argparse.Namespace) -> int:
 
 @command("demo", "the main job: code a sample with the shipped teacher and student, then a short SMoDi distillation")
 def _configure_demo(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
-    p.add_argument(
-        "--quality",
-        type=int,
-        default=DEFAULT_QUALITY,
-        choices=list(QUALITY_LAMBDAS),
-        help="rate point of the shipped weights",
-    )
     p.add_argument("--distill-steps", type=int, default=240, help="steps of the distillation demo")
     add_quiet(p)
     p.set_defaults(func=demo)
@@ -273,5 +265,5 @@ def _configure_demo(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
 def demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
-    run_demo(args.quality, args.distill_steps, args.quiet)
+    run_demo(args.distill_steps, args.quiet)
     return 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data import DEFAULT_QUALITY, quality_lmbda
 from ..errors import ConfigError
 from ..models import LearnedImageCodec
 from .distortion import psnr_uint8
@@ -126,10 +127,12 @@ def choose_rate(
     target_bpp: float | None = None,
     target_psnr: float | None = None,
     max_passes: int = MAX_PASSES,
+    quality: float | None = None,
 ) -> RateChoice:
-    """The rate the options ask for, checked once before any image is read: variable-rate weights need
-    one of them, fixed-rate ones code at their own lambda only."""
-    asked = {"--lmbda": lmbda, "--target-bpp": target_bpp, "--target-psnr": target_psnr}
+    """The rate the options ask for, checked once before any image is read: variable-rate weights code
+    at ``quality`` (``DEFAULT_QUALITY`` when no option is given), ``lmbda`` or a target; fixed-rate ones
+    at their own lambda only."""
+    asked = {"--quality": quality, "--lmbda": lmbda, "--target-bpp": target_bpp, "--target-psnr": target_psnr}
     given = [flag for flag, value in asked.items() if value is not None]
     if len(given) > 1:
         raise ConfigError(f"{' and '.join(given)} each set the rate; pass one")
@@ -137,18 +140,13 @@ def choose_rate(
         if given:
             raise ConfigError(
                 f"{given[0]} needs variable-rate weights; {model.config.name} is fixed-rate "
-                f"(lambda {model.lmbda}): pick --quality or other --weights"
+                f"(lambda {model.lmbda}): it codes at that rate only"
             )
         return RateChoice()
-    if not given:
-        assert model.rate is not None  # variable-rate, checked above
-        low, high = model.rate.range
-        raise ConfigError(
-            f"variable-rate weights: pass --lmbda (from {low:g} to {high:g}), --target-bpp or --target-psnr"
-        )
-    if lmbda is not None:
-        model.check_lmbda(lmbda)
-        return RateChoice(lmbda=lmbda)
+    if target_bpp is None and target_psnr is None:
+        chosen = lmbda if lmbda is not None else quality_lmbda(DEFAULT_QUALITY if quality is None else quality)
+        model.check_lmbda(chosen)
+        return RateChoice(lmbda=chosen)
     metric = "bpp" if target_bpp is not None else "psnr"
     return RateChoice(
         metric=metric, target=target_bpp if target_bpp is not None else target_psnr, max_passes=max_passes

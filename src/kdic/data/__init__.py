@@ -1,15 +1,19 @@
 """Bundled data: a Kodak sample image for demos and tests, and the shipped default codec weights.
 
-Shipped weights are named ``<preset>-q<quality>.safetensors``; quality 1..4 maps to the paper's
-lambdas below, and the two roles name the CPU-scale teacher and its SMoDi-distilled student
-(docs/reproduction.md says which training run each file comes from). ``weights/index.json`` lists
-every shipped file with its model id, quality and weights digest: a bitstream's decoder is found
-there by exact match, never by building a file name or a pattern from the file's contents.
+The package ships two variable-rate models, ``<model id>.safetensors``: the CPU-scale teacher and
+its SMoDi-distilled student (docs/variable_rate.md says which run each comes from). One continuous
+``quality`` knob picks the rate of either: quality q codes at lambda ``quality_lmbda(q)``, log-linear
+over the models' lambda range, so that the integers 1..4 land within 5% of the fixed-rate
+reproduction's lambdas (``QUALITY_LAMBDAS``, whose weights live in the repository under
+``results/repro/shipped-0.1``). ``weights/index.json`` lists every shipped file with its model id and
+weights digest: a bitstream's decoder is found there by exact match, never by building a file name
+or a pattern from the file's contents.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,11 +23,21 @@ SAMPLES_DIR = Path(__file__).parent / "samples"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 INDEX_NAME = "index.json"
 
-QUALITY_LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.013, 4: 0.025}
-DEFAULT_QUALITY = 3
+QUALITY_LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.013, 4: 0.025}  # the paper's rate points (fixed-rate study)
+QUALITY_RANGE = (0.0, 6.0)
+LAMBDA_RANGE = (0.0018, 0.1)  # what quality 0 and 6 code at: the shipped models' trained range
+DEFAULT_QUALITY = 3.0
 DEFAULT_RATES = 8  # rate points an RD curve of variable-rate weights takes when none are named
-ROLES = {"student": "kdic-tiny", "teacher": "s2c-hybrid-tiny"}
+ROLES = {"student": "kdic-tiny-vr", "teacher": "s2c-hybrid-tiny-vr"}
 DEFAULT_ROLE = "student"
+
+
+def quality_lmbda(quality: float) -> float:
+    """The lambda of ``quality`` (any value in ``QUALITY_RANGE``), or a one-line error."""
+    low, high = QUALITY_RANGE
+    if not low <= quality <= high:  # also refuses NaN
+        raise KdicError(f"quality must be from {low:g} to {high:g}, got {quality:g}")
+    return LAMBDA_RANGE[0] * math.exp((quality - low) / (high - low) * math.log(LAMBDA_RANGE[1] / LAMBDA_RANGE[0]))
 
 
 @dataclass(frozen=True)
@@ -32,7 +46,6 @@ class ShippedWeights:
 
     file: str
     model: str
-    quality: int
     digest: str  # hex SHA-256 of the loaded (float32) weights, ``kdic.checkpoint.weights_digest``
 
     @property
@@ -58,25 +71,24 @@ def build_weights_index() -> dict:
 
     entries = []
     for path in sorted(WEIGHTS_DIR.glob("*.safetensors")):
-        preset, _, quality = path.stem.rpartition("-q")
         model = load(path)
-        if model.config.name != preset or int(quality) not in QUALITY_LAMBDAS:
-            raise KdicError(f"{path.name}: shipped files are named <model>-q<1..4>.safetensors")
-        entries.append(asdict(ShippedWeights(path.name, preset, int(quality), weights_digest(model).hex())))
+        if model.config.name != path.stem or not model.variable_rate:
+            raise KdicError(f"{path.name}: shipped files are variable-rate weights named <model id>.safetensors")
+        entries.append(asdict(ShippedWeights(path.name, path.stem, weights_digest(model).hex())))
     return {"weights": entries}
 
 
-def bundled_weights(model: str = DEFAULT_ROLE, quality: int = DEFAULT_QUALITY) -> Path:
-    """Shipped weights of ``model`` (a role or a preset name) at ``quality``, or a one-line error."""
+def bundled_weights(model: str = DEFAULT_ROLE) -> Path:
+    """Shipped weights of ``model`` (a role or a shipped model id), or a one-line error."""
     preset = ROLES.get(model, model)
-    if quality not in QUALITY_LAMBDAS:
-        raise KdicError(f"quality must be one of {', '.join(map(str, QUALITY_LAMBDAS))}, got {quality}")
     entries = shipped_weights()
     for entry in entries:
-        if entry.model == preset and entry.quality == quality:
+        if entry.model == preset:
             return entry.path
-    shipped = ", ".join(e.path.stem for e in entries) or "none"
-    raise KdicError(f"no bundled weights for {model!r} at quality {quality} (shipped: {shipped}); pass --weights FILE")
+    shipped = ", ".join(e.model for e in entries) or "none"
+    raise KdicError(
+        f"no bundled weights for {model!r} (roles: {', '.join(ROLES)}; shipped: {shipped}); pass --weights FILE"
+    )
 
 
 def weights_for_digest(model_id: str, digest: bytes) -> Path:
@@ -86,5 +98,6 @@ def weights_for_digest(model_id: str, digest: bytes) -> Path:
             return entry.path
     raise KdicError(
         f"no shipped weights match this file (model {model_id!r}, weights {digest.hex()}); "
-        "pass the encoder's --weights FILE"
+        "pass the encoder's --weights FILE (kdic 0.1's shipped fixed-rate weights are in the repository, "
+        "results/repro/shipped-0.1)"
     )

@@ -96,7 +96,7 @@ class StudyPaths:
     runs: str  # run folders with optimizer states: not committed
     results: str  # what a run leaves for good, and the report's tables and plots
     doc: str  # the document whose generated section the report rewrites
-    shipped_weights: str  # the package's weights folder (the report states its size)
+    shipped_weights: str  # where the weights this study shipped are kept (the report states their size)
     train_data: str
     eval_data: str
     anchor: str  # the reference curve of the BD-rate columns, FILE#dataset/method
