@@ -2,7 +2,7 @@
 """Border against interior error on flat images, and a 1x1 image, for weights as trained or with their
 convolutions switched to another padding (docs/variable_rate.md, "Borders").
 
-    python scripts/border_error.py src/kdic/data/weights/kdic-tiny-q1.safetensors [--padding replicate] [--lmbda L]
+    python scripts/border_error.py results/repro/shipped-0.1/kdic-tiny-q1.safetensors [--padding replicate] [--lmbda L]
 """
 
 import argparse

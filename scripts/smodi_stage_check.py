@@ -7,7 +7,7 @@ images of: the teacher; the teacher with each student stage swapped in; the enco
 stages chained; and the assembled student (adapters folded). Use it before spending a SMoDi
 budget: the fine-tuning phase should start from the assembled student, not from scratch.
 
-    python scripts/smodi_stage_check.py --teacher src/kdic/data/weights/s2c-hybrid-tiny-q3.safetensors \
+    python scripts/smodi_stage_check.py --teacher results/repro/shipped-0.1/s2c-hybrid-tiny-q3.safetensors \
         --data ../shared/data/train/bsds500 --val ../shared/data/kodak --teacher-init
 """
 

@@ -200,3 +200,22 @@ def test_shipped_student_codes_real_files_close_to_its_estimate_over_the_quality
         assert abs(real - estimate) / estimate < 0.02, quality
         curve.append((real, psnr))
     assert curve == sorted(curve) and len({p for _, p in curve}) == 3
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no shipped weights in this checkout ({SHIPPED} missing)")
+def test_shipped_student_codes_borders_about_as_well_as_the_interior():
+    """Issue 13.6: trained with replicate padding, the 8-pixel border band of a flat image comes back
+    within 3 levels of the interior's largest error and 25% (+0.3 level) of its mean, at both ends of
+    the range (zero padding: 31 levels at the border against 9 inside), and a 1x1 image within a
+    level of a flat image's interior. Not "no worse": the band is up to 0.9 level worse on average."""
+    model = kdic.load(SHIPPED)
+    band = np.zeros((256, 256), bool)
+    band[:8], band[-8:], band[:, :8], band[:, -8:] = True, True, True, True
+    for lmbda in LAMBDA_RANGE:
+        for level in (30, 128, 230):
+            _, decoded, _ = encode_image(model, np.full((256, 256, 3), level, np.uint8), estimate=False, lmbda=lmbda)
+            error = np.abs(decoded.astype(int) - level).max(axis=2)
+            assert error[band].max() <= error[~band].max() + 3, (lmbda, level)
+            assert error[band].mean() <= 1.25 * error[~band].mean() + 0.3, (lmbda, level)
+            _, pixel, _ = encode_image(model, np.full((1, 1, 3), level, np.uint8), estimate=False, lmbda=lmbda)
+            assert np.abs(pixel.astype(int) - level).max() <= error[~band].max() + 1, (lmbda, level)

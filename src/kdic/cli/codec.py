@@ -60,7 +60,7 @@ def _configure_compress(p: argparse.ArgumentParser, argv: Sequence[str]) -> None
         type=float,
         metavar="Q",
         help=f"rate of variable-rate weights: any value from {low:g} to {high:g}, lambda {LAMBDA_RANGE[0]:g} to "
-        f"{LAMBDA_RANGE[1]:g} log-linearly (the integers 1 to 4 are within 5% of the paper's "
+        f"{LAMBDA_RANGE[1]:g} log-linearly (the integers 1 to 4 are within 5%% of the paper's "
         + ", ".join(f"{v:g}" for v in QUALITY_LAMBDAS.values())
         + f"; default: {DEFAULT_QUALITY:g} unless --lmbda or a target is given)",
     )
