@@ -19,7 +19,7 @@ from kdic.cli import main
 from kdic.codec import decode_bytes, encode_image, read_image, unpack
 from kdic.codec.bitstream import pack
 from kdic.codec.target import MAX_PASSES, code_at_target
-from kdic.data import sample_image_path
+from kdic.data import DEFAULT_QUALITY, quality_lmbda, sample_image_path
 from kdic.errors import BitstreamError, ConfigError
 from kdic.models import LearnedImageCodec, VariableRateConfig, config_from_dict, get_config, to_dict, with_variable_rate
 from kdic.models.config import DEFAULT_ANCHORS
@@ -191,9 +191,10 @@ def test_cli_compress_eval_and_info(weights, tmp_path, capsys):
     assert main(["compress", str(image), "-o", str(out), "--weights", str(weights), "--lmbda", "0.2", "--force"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "outside this model's range 0.0018 to 0.1" in err
-    assert main(["compress", str(image), "-o", str(out), "--weights", str(weights), "--force"]) == 2
-    assert "pass --lmbda" in capsys.readouterr().err
-    assert main(["compress", str(image), "-o", str(out), "--lmbda", "0.02", "--force"]) == 2  # shipped: fixed-rate
+    assert main(["compress", str(image), "-o", str(out), "--weights", str(weights), "--force", "--quiet"]) == 0
+    assert unpack(out.read_bytes())[0].lmbda == float(np.float32(quality_lmbda(DEFAULT_QUALITY)))  # the default
+    fixed = FIXED_RATE_WEIGHTS / "kdic-tiny-q3.safetensors"
+    assert main(["compress", str(image), "-o", str(out), "--weights", str(fixed), "--lmbda", "0.02", "--force"]) == 2
     assert "needs variable-rate weights" in capsys.readouterr().err
     assert main(["info", str(weights)]) == 0
     assert "0.0018 to 0.1 (variable rate" in capsys.readouterr().out
