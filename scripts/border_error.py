@@ -2,7 +2,8 @@
 """Border against interior error on flat images, and a 1x1 image, for weights as trained or with their
 convolutions switched to another padding (docs/variable_rate.md, "Borders").
 
-    python scripts/border_error.py results/repro/shipped-0.1/kdic-tiny-q1.safetensors [--padding replicate] [--lmbda L]
+    python scripts/border_error.py src/kdic/data/weights/kdic-tiny-vr.safetensors --lmbda 0.0018
+    python scripts/border_error.py results/repro/shipped-0.1/kdic-tiny-q1.safetensors [--padding replicate]
 """
 
 import argparse
@@ -27,13 +28,16 @@ torch.set_num_threads(1)
 model = load(args.weights)
 if args.padding == "replicate":
     set_padding(model, "replicate", [f"latent_codec.{n}" for n in model.config.family.checkerboard])
-for level in (30, 230):
+band = np.zeros((256, 256), bool)
+band[:BORDER], band[-BORDER:], band[:, :BORDER], band[:, -BORDER:] = True, True, True, True
+for level in (30, 128, 230):
     image = np.full((256, 256, 3), level, np.uint8)
     _, decoded, _ = encode_image(model, image, estimate=False, lmbda=args.lmbda)
     error = np.abs(decoded.astype(int) - level).max(axis=2)
-    border = np.zeros(error.shape, bool)
-    border[:BORDER], border[-BORDER:], border[:, :BORDER], border[:, -BORDER:] = True, True, True, True
-    print(f"flat {level}: border max {error[border].max()} levels, interior max {error[~border].max()}")
+    print(
+        f"flat {level}: border max {error[band].max()} mean {error[band].mean():.2f} levels, "
+        f"interior max {error[~band].max()} mean {error[~band].mean():.2f}"
+    )
     _, pixel, _ = encode_image(model, np.full((1, 1, 3), level, np.uint8), estimate=False, lmbda=args.lmbda)
     print(f"1x1 {level}: {np.abs(pixel.astype(int) - level).max()} levels off")
 photo = read_image(sample_image_path())
