@@ -12,7 +12,7 @@ import torch
 import kdic
 from kdic.cli import main
 from kdic.codec import read_image
-from kdic.data import sample_image_path
+from kdic.data import WEIGHTS_DIR, sample_image_path
 from kdic.errors import KdicError
 from kdic.eval.baselines import available_codecs, evaluate_codec
 from kdic.eval.bdrate import Curve, bd_quality, bd_rate, load_curve
@@ -145,6 +145,7 @@ def test_bench_produces_both_tables(tmp_path):
         "bench",
         "kdic-tiny",
         "s2c-hybrid-tiny",
+        str(WEIGHTS_DIR / "kdic-tiny-vr.safetensors"),  # variable-rate weights: coded at the default quality
         "--size",
         "128x64",
         "--runs",
@@ -165,6 +166,7 @@ def test_bench_produces_both_tables(tmp_path):
     assert rows["kdic-tiny"]["params_paper"] < rows["s2c-hybrid-tiny"]["params_paper"]
     assert rows["kdic-tiny"]["decode"]["total"] > 0 and rows["kdic-tiny"]["train_samples_per_s"] > 0
     assert np.isfinite(rows["kdic-tiny"]["decode_compute_bound_s"])
+    assert rows["kdic-tiny-vr"]["decode"]["total"] > 0 and rows["kdic-tiny-vr"]["train_samples_per_s"] > 0
 
 
 def test_cli_bdrate_against_itself(tmp_path, capsys):

@@ -100,8 +100,11 @@ def _part_of(name: str) -> str:
     return name.split(".", 1)[0] if name else ""
 
 
-def count_complexity(model: nn.Module, input_size: tuple[int, int, int, int] = PAPER_INPUT) -> Complexity:
-    """Count params and MACs of ``model`` (left untouched) on a meta copy, in eval mode."""
+def count_complexity(
+    model: nn.Module, input_size: tuple[int, int, int, int] = PAPER_INPUT, lmbda: float | None = None
+) -> Complexity:
+    """Count params and MACs of ``model`` (left untouched) on a meta copy, in eval mode; a variable-rate
+    model runs at ``lmbda`` (any lambda of its range costs the same)."""
     meta = copy.deepcopy(model).to("meta") if any(p.device.type != "meta" for p in model.parameters()) else model
     was_training = meta.training
     meta.eval()
@@ -122,7 +125,7 @@ def count_complexity(model: nn.Module, input_size: tuple[int, int, int, int] = P
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
-            meta(x)
+            meta(x) if lmbda is None else meta(x, lmbda)
     finally:
         for handle in handles:
             handle.remove()

@@ -54,16 +54,19 @@ def _median_timings(samples: list[dict[str, float]]) -> dict[str, float]:
 def measure(
     spec: str, width: int, height: int, runs: int, train_batch: int, train_size: int, train_steps: int, threads: int
 ) -> dict:
-    """All measurements of one model (runs in a child process)."""
+    """All measurements of one model (runs in a child process); variable-rate weights are coded at the
+    default quality."""
     from ..codec import decode_bytes, encode_image
+    from ..data import DEFAULT_QUALITY, quality_lmbda
     from .throughput import training_step_seconds
 
     torch.set_num_threads(threads)
     model = _build(spec)
+    lmbda = quality_lmbda(DEFAULT_QUALITY) if model.variable_rate else None
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     encode_samples, decode_samples = [], []
     for run in range(runs + 1):  # first run is the warm-up
-        data, _, encode_report = encode_image(model, image, estimate=False)
+        data, _, encode_report = encode_image(model, image, estimate=False, lmbda=lmbda)
         _, decode_report = decode_bytes(model, data)
         if run:
             encode_samples.append({**encode_report.timings, "total": sum(encode_report.timings.values())})
@@ -109,7 +112,8 @@ def bench(
                 measure, spec, width, height, runs, train_batch, train_size, train_steps, threads
             ).result()
         with torch.device("meta"):
-            complexity = count_complexity(_build_meta(spec), PAPER_INPUT)
+            meta = _build_meta(spec)
+            complexity = count_complexity(meta, PAPER_INPUT, meta.rate.range[0] if meta.variable_rate else None)
         row.update(
             params_paper=complexity.params_paper,
             params_total=complexity.params_total,

@@ -19,8 +19,10 @@ def training_step_seconds(
     lmbda: float = 0.013,
     device: torch.device = torch.device("cpu"),
 ) -> float:
-    """Median wall time of one full step (forward, RD + aux loss, backward, Adam) on random crops."""
+    """Median wall time of one full step (forward, RD + aux loss, backward, Adam) on random crops; a
+    variable-rate model runs at ``lmbda`` (its gain units cost the same at every lambda)."""
     model.to(device).train()
+    rate = lmbda if model.variable_rate else None
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = torch.rand(batch, 3, size, size, device=device)
     times = []
@@ -28,7 +30,7 @@ def training_step_seconds(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        out = model(x)
+        out = model(x, rate)
         bpp = sum(-lik.log2().sum() for lik in out["likelihoods"].values()) / (batch * size * size)
         loss = bpp + lmbda * 255**2 * torch.mean((out["x_hat"] - x) ** 2) + model.aux_loss()
         optimizer.zero_grad(set_to_none=True)
