@@ -143,7 +143,7 @@ def loss_curves(folder: Path, steps: int) -> dict:
     }
 
 
-def _stage(name: str) -> None:
+def _progress(name: str) -> None:
     """Progress on stderr with this process's peak memory so far (a long measurement shows where it is)."""
     print(
         f"{time.strftime('%H:%M:%S')} {name} (peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)",
@@ -164,29 +164,30 @@ def main() -> None:
         root = Path(tmp)
         big = linked_folder(args.data, 2000, root)
         if "loader" in args.parts:
-            _stage("loader throughput")
+            _progress("loader throughput")
             report["loader_samples_per_second"] = {
                 f"crop{crop}": {str(w): loader_throughput(big, w, crop) for w in (0, 1, 2)} for crop in (128, 256)
             }
         if "consumption" in args.parts:
-            _stage("training consumption")
+            _progress("training consumption")
             report["training_consumes_samples_per_second"] = training_consumption()
         if "memory" in args.parts:
-            _stage("peak memory")
+            _progress("peak memory")
             report["peak_memory"] = [
                 peak_memory(linked_folder(args.data, n, root) if n != 2000 else big, root / f"run{n}")
                 for n in (500, 2000, 8000, 32000)
             ]
         if "bf16" in args.parts:
-            _stage("bf16 against fp32")
+            _progress("bf16 against fp32")
             report["bf16_vs_fp32"] = loss_curves(args.data, args.curve_steps)
     if "full-size" in args.parts:
-        _stage("full-size step")
+        _progress("full-size step")
         report["full_size_kdic_step"] = full_size_step()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "bf16_vs_fp32"}, indent=2))
-    print(json.dumps({k: v for k, v in report["bf16_vs_fp32"].items() if k != "curves"}, indent=2))
+    if "bf16_vs_fp32" in report:
+        print(json.dumps({k: v for k, v in report["bf16_vs_fp32"].items() if k != "curves"}, indent=2))
 
 
 if __name__ == "__main__":

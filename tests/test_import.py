@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 import kdic
 import kdic.cli
-from kdic.importers import ImportFailed, import_checkpoint, read_state_dict
+import kdic.importers
+from kdic.importers import IMPORTERS, ImportFailed, import_checkpoint, read_state_dict
 from kdic.importers.conformance import compare
 
 from .helpers import run_kdic
@@ -33,6 +34,10 @@ def conformance() -> Path:
     if not CONFORMANCE.is_dir():
         pytest.skip(f"conformance fixtures not found at {CONFORMANCE} (they live in ../shared, beside the clone)")
     return CONFORMANCE
+
+
+def test_the_parsers_source_list_is_the_registry():
+    assert list(kdic.importers.SOURCES) == list(IMPORTERS)
 
 
 @pytest.mark.parametrize("fixture", sorted(SOURCES))

@@ -86,7 +86,16 @@ def test_the_checker_sees_relative_and_lazy_imports(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "argv", [["--version"], ["--help"], ["compress", "--help"], ["train", "--bogus"], ["distill", "--help"], ["eval"]]
+    "argv",
+    [
+        ["--version"],
+        ["--help"],
+        ["compress", "--help"],
+        ["train", "--bogus"],
+        ["distill", "--help"],
+        ["eval"],
+        ["import", "--bogus"],
+    ],
 )
 def test_parser_and_argument_errors_import_no_torch(argv):
     code = (

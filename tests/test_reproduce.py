@@ -102,7 +102,7 @@ def test_plan_is_what_the_committed_runs_ran():
         ), run.name
         assert all(train[k] == flags[k] for k in ("batch_size", "crop", "checkpoint_every", "val_every")), run.name
         if run.is_teacher and run.after is None:
-            assert "init" not in config and config["model"]["name"] == STUDY.teacher
+            assert config.get("init") is None and config["model"]["name"] == STUDY.teacher
         elif run.is_teacher:
             assert _made_from(config["init"], STUDY, run.after), run.name
         else:

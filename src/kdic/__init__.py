@@ -3,7 +3,7 @@
 from .errors import CheckpointError, ConfigError, KdicError
 from .lazy import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 _EXPORTS = {
     "LearnedImageCodec": ".models",

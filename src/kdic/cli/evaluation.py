@@ -172,6 +172,10 @@ def baselines(args: argparse.Namespace) -> int:
     codecs, notices = available_codecs()
     for notice in notices:
         print(f"kdic: notice: {notice}", file=sys.stderr)
+    unknown = sorted(set(args.codecs or []) - {codec.name for codec in codecs})
+    if unknown:
+        names = ", ".join(codec.name for codec in codecs) or "none"
+        raise KdicError(f"--codecs: not available here: {', '.join(unknown)} (available: {names})")
     for codec in codecs:
         if args.codecs and codec.name not in args.codecs:
             continue

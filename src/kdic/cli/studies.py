@@ -52,6 +52,8 @@ def study(args: argparse.Namespace) -> int:
 def _study(args: argparse.Namespace) -> int:
     from ..study import finalize, load_study, plan_table, run_study
 
+    if args.jobs < 1 or args.minutes <= 0:
+        raise KdicError("--jobs must be at least 1 and --minutes positive")
     plan = load_study(args.study)
     if args.action == "plan":
         print(plan_table(plan, args.root))

@@ -163,7 +163,7 @@ def export(args: argparse.Namespace) -> int:
 
 @command("import", "convert another project's checkpoint (CompressAI, LIC_TCM) into kdic weights")
 def _configure_import(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
-    from ..importers import IMPORTERS  # the sources register themselves (this imports torch)
+    from ..importers import SOURCES  # torch-free; tests keep it equal to the registry
 
     p.add_argument("source", help="checkpoint: .pth/.pth.tar/.pt (read with weights_only=True) or .safetensors")
     p.add_argument("-o", "--output", required=True, help="kdic weights file to write")
@@ -171,9 +171,9 @@ def _configure_import(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
         "--from",
         dest="source_kind",
         required=True,
-        choices=list(IMPORTERS),
+        choices=SOURCES,
         metavar="SOURCE",
-        help="what the checkpoint holds: " + ", ".join(IMPORTERS),
+        help="what the checkpoint holds: " + ", ".join(SOURCES),
     )
     p.add_argument("--partial", action="store_true", help="the checkpoint holds only the transforms (g_a.*, g_s.*)")
     p.add_argument("--lmbda", type=float, help="the lambda it was trained at (recorded; distillation defaults to it)")

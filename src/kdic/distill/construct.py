@@ -79,7 +79,6 @@ def derive_student(
     )
 
 
-@torch.no_grad()
 def student_for(
     teacher: ModelConfig,
     student: ModelConfig | None = None,
@@ -107,6 +106,7 @@ def student_for(
     return student
 
 
+@torch.no_grad()
 def init_from_teacher(student: nn.Module, teacher: nn.Module) -> list[str]:
     """Copy every teacher tensor into the same-named student tensor, keeping its leading slice
     when the student is smaller (kept blocks, leading channels). Returns the names copied."""

@@ -15,7 +15,7 @@ import torch
 from ..checkpoint import load, read_config, read_metadata, save
 from ..errors import ConfigError, KdicError
 from ..eval.validation import load_validation
-from ..fileio import read_json
+from ..fileio import atomic_write_bytes, read_json
 from ..models import LearnedImageCodec, ModelConfig, config_from_dict, get_config, to_dict, with_variable_rate
 from ..train.data import CropDataset
 from ..train.distributed import init_distributed, parameters_identical_across_ranks, shutdown
@@ -172,7 +172,6 @@ def build_distillation(
                 module.trainable_paths(spec),
                 phase_loss(spec.loss, spec.feature_weight),
                 setup=functools.partial(module.set_phase, spec),
-                info=asdict(spec),
             )
         )
     return module, phases
@@ -218,13 +217,14 @@ def run(
             provenance = {"run": str(run_dir), "strategy": spec.strategy.name, "steps": summary["global_step"]}
             if spec.strategy.uses_teacher:
                 provenance["teacher"] = str(spec.teacher)
+            # the summary first: a run folder with weights is a finished run (the study runner's test)
+            atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
             save(
                 student,
                 run_dir / "model.safetensors",
                 lmbda=None if student.variable_rate else train_config.lmbda,
                 extra=provenance,
             )
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     finally:
         if lock is not None:

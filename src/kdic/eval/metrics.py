@@ -1,4 +1,5 @@
-"""Rate-distortion metrics: PSNR and MS-SSIM on 8-bit RGB, and likelihood-estimated rate."""
+"""Rate-distortion metrics: MS-SSIM on 8-bit RGB, likelihood-estimated rate, and the likelihood RD of a model
+on a set of images (PSNR itself lives in ``kdic.codec.distortion``)."""
 
 from __future__ import annotations
 

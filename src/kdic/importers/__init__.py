@@ -1,9 +1,21 @@
 """Import other projects' checkpoints as ordinary kdic models (``kdic import``, ``kdic.import_checkpoint``).
 
-Each source is one module registering an ``Importer`` under ``project:model``.
+Each source is one module registering an ``Importer`` under ``project:model``; ``registered`` loads
+them all. ``SOURCES`` names them without loading torch, for the command line's parser (a test keeps
+it equal to the registry).
 """
 
-from . import compressai_elic, compressai_hyperprior, lic_tcm  # noqa: F401  (register their sources)
-from .base import IMPORTERS, ImportFailed, import_checkpoint, read_state_dict
+from ..lazy import lazy_exports
 
-__all__ = ["IMPORTERS", "ImportFailed", "import_checkpoint", "read_state_dict"]
+SOURCES = ("compressai:elic2022-official", "compressai:bmshj2018-hyperprior", "compressai:mbt2018-mean", "lic_tcm:tcm")
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "IMPORTERS": ".registered",
+        "import_checkpoint": ".registered",
+        "ImportFailed": ".base",
+        "read_state_dict": ".base",
+    },
+)
+__all__ = ["IMPORTERS", "SOURCES", "ImportFailed", "import_checkpoint", "read_state_dict"]

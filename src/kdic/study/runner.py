@@ -15,7 +15,6 @@ import csv
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import KdicError
+from ..fileio import atomic_write_bytes, read_json
 from .plan import Run, Study
 
 KDIC = (sys.executable, "-m", "kdic.cli")
@@ -116,15 +116,15 @@ def keep_artefacts(study: Study, run: Run, root: Path) -> None:
     run_dir = root / study.run_dir(run)
     for path in (study.log(run, ".csv"), study.point(run)):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(run_dir / "log.csv", root / study.log(run, ".csv"))
+    atomic_write_bytes(root / study.log(run, ".csv"), (run_dir / "log.csv").read_bytes())
     summary = {
-        "config": json.loads((run_dir / "config.json").read_text()),
-        "summary": json.loads((run_dir / "summary.json").read_text()),
+        "config": read_json(run_dir / "config.json", "run config", KdicError),
+        "summary": read_json(run_dir / "summary.json", "run summary", KdicError),
     }
-    (root / study.log(run, ".json")).write_text(json.dumps(summary, indent=2))
-    if run.keep is not None:
+    atomic_write_bytes(root / study.log(run, ".json"), json.dumps(summary, indent=2).encode())
+    if run.keep is not None:  # later runs start from this file: never let them see half of it
         (root / run.keep).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(run_dir / HALF, root / run.keep)
+        atomic_write_bytes(root / run.keep, (run_dir / HALF).read_bytes())
 
 
 def finalize(study: Study, run: Run, root: Path) -> None:

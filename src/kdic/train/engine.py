@@ -25,7 +25,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -137,7 +137,6 @@ class Phase:
     trainable: list[str]
     loss: LossFn
     setup: Callable[[], None] | None = None
-    info: dict = field(default_factory=dict)
 
 
 def set_trainable(module: nn.Module, paths: list[str]) -> list[str]:
