@@ -19,9 +19,9 @@ from safetensors.torch import save_file
 import kdic
 from kdic.checkpoint import read_config
 from kdic.cli import main
-from kdic.configs import CONFIG_DIR
+from kdic.configs import CONFIG_DIR, bundled_names
 from kdic.data import WEIGHTS_DIR
-from kdic.distill import available_strategies, load_strategy
+from kdic.distill import load_strategy
 from kdic.errors import CheckpointError, ConfigError
 from kdic.models import available, build_model, config_from_dict, get_config, to_dict, with_variable_rate
 from kdic.models.config import MAX_CHANNELS, NAME_PATTERN
@@ -290,7 +290,7 @@ def test_strategy_names_cannot_leave_the_strategies_folder(name):
 
 
 def test_bundled_strategies_by_name_and_files_by_json_path(tmp_path):
-    for name in available_strategies():
+    for name in bundled_names("strategies"):
         assert load_strategy(name).phases
     copy = tmp_path / "mine.json"
     copy.write_text((CONFIG_DIR / "strategies" / "smodi.json").read_text())

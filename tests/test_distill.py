@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import kdic
-from kdic.distill import available_strategies, build_distillation, derive_student, load_strategy
+from kdic.configs import bundled_names
+from kdic.distill import build_distillation, derive_student, load_strategy
 from kdic.distill.strategy import strategy_from_dict
 from kdic.errors import ConfigError
 from kdic.models import get_config
@@ -83,7 +84,7 @@ def test_prune_finetune_always_starts_from_the_teacher(teacher):
         )
 
 
-@pytest.mark.parametrize("strategy", sorted(set(available_strategies())))
+@pytest.mark.parametrize("strategy", bundled_names("strategies"))
 def test_each_strategy_moves_only_the_intended_weights(teacher, strategy):
     teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
     spec = load_strategy(strategy)

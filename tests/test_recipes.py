@@ -7,8 +7,9 @@ import json
 import pytest
 
 from kdic.cli import main
+from kdic.configs import bundled_names
 from kdic.data import sample_image_path
-from kdic.train.recipes import available_recipes, load_recipe
+from kdic.train.recipes import load_recipe
 
 from .helpers import FIXED_RATE_WEIGHTS
 
@@ -18,7 +19,7 @@ DATA = str(sample_image_path().parent)
 
 
 def test_every_recipe_is_the_papers_run():
-    assert set(available_recipes()) >= {
+    assert set(bundled_names("recipes")) >= {
         "s2c-hybrid-paper",
         "kdic-paper",
         "s2c-conv-paper",
@@ -26,7 +27,7 @@ def test_every_recipe_is_the_papers_run():
         "tcm-l-paper",
         "tcm-kd-paper",
     }
-    for name in available_recipes():
+    for name in bundled_names("recipes"):
         recipe = load_recipe(name)
         assert recipe.lmbdas == PAPER_LMBDAS and recipe.args["steps"] == 1_000_000 and recipe.args["lr"] == 1e-4
         assert recipe.args["crop"] == 256 and recipe.unstated  # what the paper leaves open is said

@@ -19,6 +19,7 @@ from kdic.cli import main
 from kdic.codec import decode_bytes, encode_image, read_image, unpack
 from kdic.codec.bitstream import pack
 from kdic.codec.target import MAX_PASSES, code_at_target
+from kdic.configs import bundled_names
 from kdic.data import DEFAULT_QUALITY, quality_lmbda, sample_image_path
 from kdic.errors import BitstreamError, ConfigError
 from kdic.models import LearnedImageCodec, VariableRateConfig, config_from_dict, get_config, to_dict, with_variable_rate
@@ -319,7 +320,7 @@ def test_derived_student_is_variable_rate_and_inherits_the_gain_units(vr_teacher
         build_distillation(vr_teacher, get_config("kdic-tiny"), load_strategy("smodi"), 40)
 
 
-@pytest.mark.parametrize("strategy", sorted(set(__import__("kdic.distill", fromlist=["x"]).available_strategies())))
+@pytest.mark.parametrize("strategy", bundled_names("strategies"))
 def test_every_strategy_runs_on_a_variable_rate_pair(vr_teacher, strategy):
     """One step per phase, each at its own sampled lambda; the teacher is never touched."""
     from kdic.distill import build_distillation, derive_student, load_strategy

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..configs import bundled_names
+from ..distill.options import DEFAULT_WIDTH_SCALE
 from ..errors import KdicError
 from ..train.options import DEVICES, PRECISION_DTYPES
 from .common import add_quiet, command, rank
@@ -159,8 +160,9 @@ def _configure_distill(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     p.add_argument(
         "--width-scale",
         type=float,
-        default=0.65,
-        help="width factor of plain conv/GDN stages of a derived student (0.65: about half the MACs)",
+        default=DEFAULT_WIDTH_SCALE,
+        help=f"width factor of plain conv/GDN stages of a derived student ({DEFAULT_WIDTH_SCALE:g}: about half "
+        "the MACs)",
     )
     p.add_argument(
         "--strategy",

@@ -13,7 +13,6 @@ _EXPORTS = {
     "run": ".pipeline",
     "PhaseSpec": ".strategy",
     "Strategy": ".strategy",
-    "available_strategies": ".strategy",
     "load_strategy": ".strategy",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -10,6 +10,7 @@ leading channels), like structured pruning.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..layers import BLOCKS
 from ..models import TEACHER_OF, ModelConfig, StageConfig, get_config, with_variable_rate
+from .options import DEFAULT_WIDTH_SCALE
 
 
 def _multiple_of_8(width: float) -> int:
@@ -30,7 +32,7 @@ def derive_student(
     depth_scale: float = 5 / 8,
     expansions: tuple[float, float, float] = (3, 2, 2),
     entropy_expansion: float | None = 2,
-    width_scale: float = 0.65,
+    width_scale: float = DEFAULT_WIDTH_SCALE,
 ) -> ModelConfig:
     """Student config from a teacher config by the paper's pruning rule, for any stage layout.
 
@@ -81,19 +83,20 @@ def derive_student(
 
 def student_for(
     teacher: ModelConfig,
-    student: ModelConfig | None = None,
+    student: ModelConfig | Literal["derive"] | None = None,
     stage1_channels: int | None = None,
-    width_scale: float = 0.65,
+    width_scale: float = DEFAULT_WIDTH_SCALE,
 ) -> ModelConfig:
     """The student a run distills from ``teacher``: ``student`` if given, else the preset registered as
-    the student of the teacher's architecture (``TEACHER_OF``), else one derived by pruning. The
-    teacher's padding and rate conditioning (its variable-rate anchors) carry over, so a variable-rate
-    teacher gets a variable-rate student on the same lambda range."""
-    if student is None:
+    the student of the teacher's architecture (``TEACHER_OF``), else (or with ``"derive"``) one derived
+    by pruning. The teacher's padding and rate conditioning (its variable-rate anchors) carry over, so a
+    variable-rate teacher gets a variable-rate student on the same lambda range."""
+    if student is None or student == "derive":
         registered = [
             s
             for s, t in TEACHER_OF.items()
-            if (get_config(t).transform, get_config(t).entropy) == (teacher.transform, teacher.entropy)
+            if student is None
+            and (get_config(t).transform, get_config(t).entropy) == (teacher.transform, teacher.entropy)
         ]
         student = (
             get_config(registered[0])

@@ -22,8 +22,9 @@ from ..train.distributed import init_distributed, parameters_identical_across_ra
 from ..train.engine import Phase, Runtime, TrainConfig, Trainer
 from ..train.losses import phase_loss
 from ..train.setup import init_from, prepare_run_dir, rate_config, rd_validation
-from .construct import derive_student, init_from_teacher, student_for
+from .construct import init_from_teacher, student_for
 from .hybrid import DistillationModule
+from .options import DEFAULT_WIDTH_SCALE
 from .strategy import Strategy
 
 
@@ -116,7 +117,7 @@ def distillation_pair(
     student: str | None = None,
     lmbda: float | None = None,
     stage1_channels: int | None = None,
-    width_scale: float = 0.65,
+    width_scale: float = DEFAULT_WIDTH_SCALE,
 ) -> tuple[ModelConfig, float | None]:
     """The student config (``student``: preset, JSON or ``"derive"``; see ``student_for``) and the
     lambda a distillation from ``teacher`` runs at (default: the one the teacher was trained at)."""
@@ -124,13 +125,10 @@ def distillation_pair(
     lmbda = lmbda if lmbda is not None else read_metadata(teacher).get("lmbda")
     if lmbda is None and teacher_config.variable_rate is None:
         raise KdicError(f"{teacher} records no lambda; pass --lmbda")
-    if student == "derive":
-        chosen = derive_student(
-            teacher_config, f"{teacher_config.name}-student", stage1_channels, width_scale=width_scale
-        )
-    else:
-        chosen = student_for(teacher_config, config_for(student) if student else None, stage1_channels, width_scale)
-    return chosen, lmbda
+    chosen: ModelConfig | Literal["derive"] | None = (
+        None if student is None else "derive" if student == "derive" else config_for(student)
+    )
+    return student_for(teacher_config, chosen, stage1_channels, width_scale), lmbda
 
 
 def build_distillation(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from ..configs import bundled_names, config_path
+from ..configs import config_path
 from ..errors import ConfigError
 from ..fileio import read_json
 from ..train.losses import PHASE_LOSSES
@@ -210,10 +210,6 @@ def strategy_from_dict(data: dict) -> Strategy:
         _tuple(data.get("inherit", []), "inherit"),
         bool(data.get("teacher_init", False)),
     )
-
-
-def available_strategies() -> list[str]:
-    return bundled_names("strategies")
 
 
 def load_strategy(name_or_path: str) -> Strategy:

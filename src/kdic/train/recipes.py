@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..configs import bundled_names, config_path
+from ..configs import config_path
 from ..errors import ConfigError
 from ..fileio import read_json
 
@@ -46,10 +46,6 @@ class Recipe:
                 f"recipe {self.name} runs at one of the lambdas {', '.join(f'{v:g}' for v in self.lmbdas)}"
                 f" (got {lmbda}); pass --lmbda with one of them"
             )
-
-
-def available_recipes() -> list[str]:
-    return bundled_names("recipes")
 
 
 def load_recipe(spec: str) -> Recipe:
