@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import math
 import time
@@ -301,10 +302,11 @@ class Trainer:
             return
         with open(path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if int(r["global_step"]) <= self.global_step]
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.LOG_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self.LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(path, text.getvalue().encode())  # a kill here must not lose the whole log
 
     def _validate(self, phase: str) -> dict[str, float] | None:
         if self.validate is None or not self.ctx.is_main:
