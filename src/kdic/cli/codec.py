@@ -8,12 +8,17 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from ..data import DEFAULT_QUALITY, DEFAULT_ROLE, LAMBDA_RANGE, QUALITY_LAMBDAS, QUALITY_RANGE, ROLES
 from ..errors import KdicError
 from .common import KDIC_SUFFIX, add_quiet, code_each, command, create, plan_outputs, set_threads, timings_line
+
+if TYPE_CHECKING:
+    from ..codec.bitstream import Header
+    from ..models import LearnedImageCodec
 
 
 def _add_codec_args(p: argparse.ArgumentParser, verb: str) -> None:
@@ -37,7 +42,7 @@ def _add_codec_args(p: argparse.ArgumentParser, verb: str) -> None:
     )
 
 
-def _encoder_model(args: argparse.Namespace):
+def _encoder_model(args: argparse.Namespace) -> LearnedImageCodec:
     """Model to encode with: ``--weights FILE``, else the shipped ``--model`` role."""
     from ..checkpoint import load
     from ..data import bundled_weights
@@ -133,6 +138,7 @@ def compress(args: argparse.Namespace) -> int:
             from ..codec.target import TARGETS
 
             unit = TARGETS[choice.metric].unit
+            assert model.rate is not None  # choose_rate gives targets to variable-rate weights only
             low, high = model.rate.range
             line += f" ({coded.passes} coding passes for {choice.target:g} {unit}: {coded.value:.4f}"
             line += ")" if coded.met else f", cannot reach it within lambda {low:g} to {high:g})"
@@ -148,7 +154,7 @@ def compress(args: argparse.Namespace) -> int:
     return code
 
 
-def _decoder_model(weights: str | None, header):
+def _decoder_model(weights: str | None, header: Header) -> LearnedImageCodec:
     """Model that decodes ``header``: ``--weights FILE``, else the shipped weights whose digest it names."""
     from ..checkpoint import load
     from ..data import weights_for_digest
@@ -168,7 +174,7 @@ def decompress(args: argparse.Namespace) -> int:
     from ..codec import decode_bytes, unpack, write_png
 
     pairs = plan_outputs(args.inputs, args.output, (KDIC_SUFFIX,), ".png", args.force, ".decoded.png")
-    models: dict[tuple[str, bytes], object] = {}
+    models: dict[tuple[str, bytes], LearnedImageCodec] = {}
 
     def decompress_one(src: Path, dst: Path) -> list[str]:
         try:

@@ -5,7 +5,14 @@ them all. ``SOURCES`` names them without loading torch, for the command line's p
 it equal to the registry).
 """
 
+from typing import TYPE_CHECKING
+
 from ..lazy import lazy_exports
+
+if TYPE_CHECKING:  # the real names for type checkers; at run time each loads on first use
+    from .base import ImportFailed, read_state_dict
+    from .registered import IMPORTERS, import_checkpoint
+
 
 SOURCES = ("compressai:elic2022-official", "compressai:bmshj2018-hyperprior", "compressai:mbt2018-mean", "lic_tcm:tcm")
 
