@@ -39,12 +39,13 @@ def main() -> None:
     args = parser.parse_args()
 
     teacher = load(args.teacher)
+    student = get_config(args.student)
     strategy = load_strategy("smodi")
-    hosted = len(strategy.phases) - 1
-    total = round(args.steps_per_phase * hosted / (1 - strategy.phases[-1].fraction))
-    module, phases = build_distillation(
-        teacher, get_config(args.student), strategy, total, teacher.lmbda, teacher_init=args.teacher_init
-    )
+    t = student.transform
+    phases_of = strategy.expand(len(t.encoder), len(t.decoder), student.family).phases  # stage1..6, ... each
+    hosted = len(phases_of) - 1  # every phase but the last (end-to-end) one runs inside the teacher
+    total = round(args.steps_per_phase * hosted / (1 - phases_of[-1].fraction))
+    module, phases = build_distillation(teacher, student, strategy, total, seed=0, teacher_init=args.teacher_init)
     config = TrainConfig(lmbda=teacher.lmbda, steps=total, lr=args.lr)
     Trainer(module, phases[:hosted], config, None, CropDataset(args.data, 128), quiet=True).run()
     images = load_validation(args.val, args.val_images)
@@ -59,10 +60,10 @@ def main() -> None:
         ["stage1", "stage2", "stage3"],
         ["stage4", "stage5", "stage6"],
     ):
-        module.set_phase(replace(strategy.phases[0], name="check", swap=tuple(swap), train=tuple(swap)))
+        module.set_phase(replace(phases_of[0], name="check", swap=tuple(swap), train=tuple(swap)))
         module.eval()
         print(f"teacher with student {'+'.join(swap)}: {estimate_rd(module, images)}")
-    module.set_phase(strategy.phases[-1])  # assembles the student
+    module.set_phase(phases_of[-1])  # assembles the student
     module.eval()
     print(f"assembled student: {estimate_rd(module.student, images)}")
 
