@@ -31,6 +31,7 @@ from kdic.data import (
     sample_image_path,
 )
 from kdic.models import LearnedImageCodec, get_config, with_variable_rate
+from kdic.models.config import DEFAULT_ANCHORS
 
 SHIPPED = WEIGHTS_DIR / f"{ROLES['student']}.safetensors"
 
@@ -90,6 +91,7 @@ def test_quality_is_continuous_and_model_picks_the_teacher(weights_dir, photo):
         assert (header.model_id, header.lmbda) == (model_id, _stored(lmbda))
         assert main(["decompress", str(out), "-o", str(out.with_suffix(".png")), "--quiet"]) == 0
     assert quality_lmbda(1) < quality_lmbda(1.01) < quality_lmbda(2)
+    assert LAMBDA_RANGE == (DEFAULT_ANCHORS[0], DEFAULT_ANCHORS[-1])  # the torch-free copy of the anchors' ends
     for quality, lmbda in QUALITY_LAMBDAS.items():  # the integers keep kdic 0.1's rate points, within 5%
         assert abs(quality_lmbda(quality) / lmbda - 1) < 0.05
 

@@ -57,12 +57,12 @@ def measure(
     """All measurements of one model (runs in a child process); variable-rate weights are coded at the
     default quality."""
     from ..codec import decode_bytes, encode_image
-    from ..data import DEFAULT_QUALITY, quality_lmbda
+    from ..codec.target import choose_rate
     from .throughput import training_step_seconds
 
     torch.set_num_threads(threads)
     model = _build(spec)
-    lmbda = quality_lmbda(DEFAULT_QUALITY) if model.variable_rate else None
+    lmbda = choose_rate(model).lmbda  # the command line's default rate (None for fixed-rate weights)
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     encode_samples, decode_samples = [], []
     for run in range(runs + 1):  # first run is the warm-up
