@@ -21,7 +21,7 @@ import kdic
 from kdic.checkpoint import load
 from kdic.cli import main
 from kdic.codec import decode_bytes, encode_image, read_image, unpack
-from kdic.codec.bitstream import MAX_PIXELS, MAX_SIDE, Header, pack
+from kdic.codec.bitstream import FORMAT_VERSION, MAX_PIXELS, MAX_SIDE, Header, pack
 from kdic.codec.pipeline import latent_size, synthesize_image
 from kdic.data import (
     INDEX_NAME,
@@ -109,7 +109,7 @@ def test_kodak_size_images_are_one_tile():
     model = load(bundled_weights("student"))
     new, _, _ = encode_image(model, read_image(sample_image_path()), estimate=False, reconstruct=False, lmbda=0.0134)
     header, streams = unpack(new)
-    assert header.version == 3 and len(streams) == 2
+    assert header.version == FORMAT_VERSION and len(streams) == 2
 
 
 def test_multi_tile_round_trip_and_stream_count(model, crop, tiled):

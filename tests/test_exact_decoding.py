@@ -25,6 +25,9 @@ from kdic.codec import decode_bytes, encode_image, read_image, unpack
 from kdic.codec.pipeline import latent_size
 from kdic.data import sample_image_path
 from kdic.entropy.exact import exact_arithmetic, exact_exp, exact_gelu, exact_log, exact_tanh
+from kdic.entropy.latent import ParameterPath
+
+FLOAT_PATH = ParameterPath(exact=False, packed=False)  # formats 1 and 2
 
 from .helpers import FIXED_RATE_WEIGHTS
 
@@ -113,11 +116,17 @@ def test_an_operation_without_an_exact_twin_is_refused():
             torch.cumsum(torch.ones(4), 0)
 
 
-def test_exact_parameters_cost_no_rate():
-    """On the sample, format 3 codes within 0.5% of the float32 parameters' size (formats 1-2)."""
+@pytest.mark.parametrize("packed", [False, True])
+def test_exact_parameters_cost_no_rate(packed):
+    """On the sample, formats 3 (unpacked) and 4 (packed) code within 0.5% of the float32 parameters'
+    size (formats 1-2), and each decodes its own streams."""
     model = load(FIXED_RATE_WEIGHTS / "kdic-tiny-q3.safetensors")
     image = read_image(sample_image_path())
     y = model.g_a(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)
-    exact_bytes = sum(map(len, model.latent_codec.compress(y, exact=True)["strings"]))
-    float_bytes = sum(map(len, model.latent_codec.compress(y, exact=False)["strings"]))
+    path = ParameterPath(packed=packed)
+    coded = model.latent_codec.compress(y, path)
+    exact_bytes = sum(map(len, coded["strings"]))
+    float_bytes = sum(map(len, model.latent_codec.compress(y, FLOAT_PATH)["strings"]))
     assert abs(exact_bytes / float_bytes - 1) < 0.005
+    decoded = model.latent_codec.decompress(coded["strings"], tuple(y.shape), path)
+    assert torch.equal(decoded["y_hat"], coded["y_hat"])

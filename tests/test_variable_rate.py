@@ -20,7 +20,7 @@ from kdic.codec import decode_bytes, encode_image, read_image, unpack
 from kdic.codec.bitstream import pack
 from kdic.codec.target import MAX_PASSES, code_at_target
 from kdic.configs import bundled_names
-from kdic.data import DEFAULT_QUALITY, quality_lmbda, sample_image_path
+from kdic.data import DEFAULT_QUALITY, bundled_weights, quality_lmbda, sample_image_path
 from kdic.errors import BitstreamError, ConfigError
 from kdic.models import LearnedImageCodec, VariableRateConfig, config_from_dict, get_config, to_dict, with_variable_rate
 from kdic.models.config import DEFAULT_ANCHORS
@@ -375,3 +375,25 @@ def test_replicate_padding_keeps_a_flat_image_flat_in_the_latent(size):
             for name, m in (("replicate", model), ("zeros", zeros))
         }
     assert spread["replicate"] < 1e-5 < 1e-2 < spread["zeros"]
+
+
+def test_a_variable_rate_model_reanchored_over_a_wider_range_codes_its_old_range_as_before():
+    """--init of a variable-rate file with other --lmbdas: the old anchors keep their gains, so the old
+    range codes as before, and an anchor one segment below the old range continues its first segment."""
+    from kdic.train.setup import init_from
+
+    old = kdic.load(bundled_weights("student"))
+    ratio = old.rate.lmbdas[1] / old.rate.lmbdas[0]
+    wider = (old.rate.lmbdas[0] / ratio, *old.rate.lmbdas, old.rate.lmbdas[-1] * ratio)
+    new = LearnedImageCodec(with_variable_rate(old.config, wider)).eval()
+    init_from(new, old, "student")
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        lmbda = 0.013
+        assert torch.equal(new(x, lmbda)["x_hat"], old(x, lmbda)["x_hat"])
+        expected = 2 * old.rate.log_gain[0].double() - old.rate.log_gain[1].double()
+        assert torch.allclose(new.rate.log_gain[0].double(), expected, atol=1e-6)
+        fewer_bits = new(x, wider[0])["likelihoods"]["y"].log().sum()
+        assert fewer_bits > old(x, old.rate.lmbdas[0])["likelihoods"]["y"].log().sum()
+    with pytest.raises(kdic.KdicError, match="other anchor lambdas"):
+        init_from(LearnedImageCodec(with_variable_rate(get_config("s2c-hybrid-tiny"), wider)), old, "student")

@@ -1,16 +1,18 @@
 """The .kdic container: a small, checked header around the entropy-coded streams.
 
-Layout of format versions 2 and 3 (all integers little-endian; see docs/bitstream.md):
+Layout of format versions 2 to 4 (all integers little-endian; see docs/bitstream.md):
 
     magic "KDIC" | version u8 | model-id length u8 | model id (ASCII) | weights digest (8 bytes)
     | width u32 | height u32 | channels u8 (1 gray, 3 RGB) | entropy tile u16 | transform tile u16
     | lambda f32 (the rate point coded at; 0 if unknown)
     | content digest (8 bytes) | stream count u16 | stream lengths u32 x count | streams | CRC32 u32
 
-Version 3 has version 2's layout; its entropy parameters are computed with order-independent
-arithmetic (``kdic.entropy.exact``), so it decodes identically on every machine, thread count and
-device. Versions 1 and 2 (still read) computed them in float32 on one thread: exact only on CPUs
-that compute those floats as the encoder's did. Version 1 (still read) has no channels, tiles,
+Versions 3 and 4 have version 2's layout; their entropy parameters are computed with
+order-independent arithmetic (``kdic.entropy.exact``), so they decode identically on every machine,
+thread count and device; version 4 runs the pointwise parameter networks on the coded positions only
+(``kdic.entropy.latent.ParameterPath``), which changes their snapping grids, hence its own number.
+Versions 1 and 2 (still read) computed them in float32 on one thread: exact only on CPUs that
+compute those floats as the encoder's did. Version 1 (still read) has no channels, tiles,
 lambda or content digest, and a u8 stream count. The CRC
 covers every byte before it, so any corruption is caught before a single symbol is decoded; sizes,
 tiles and the model id are checked before anything is allocated or looked up, and a decoder
@@ -31,9 +33,10 @@ from ..errors import BitstreamError
 from ..models.config import MAX_LMBDA, NAME_PATTERN
 
 MAGIC = b"KDIC"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 EXACT_VERSION = 3  # from this version on, entropy parameters come from exact (order-independent) arithmetic
+PACKED_VERSION = 4  # from this version on, pointwise parameter networks run on the coded positions only
 DIGEST_BYTES = 8
 MAX_SIDE = 1 << 16  # pixels per side
 MAX_PIXELS = 1 << 27  # 134M pixels, e.g. 16384 x 8192: what the tiled codec holds in about 1 GB

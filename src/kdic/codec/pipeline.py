@@ -27,9 +27,10 @@ from torch import Tensor
 
 from ..checkpoint import weights_digest
 from ..entropy import bits
+from ..entropy.latent import ParameterPath
 from ..errors import BitstreamError, ConfigError
 from ..models import LearnedImageCodec
-from .bitstream import DIGEST_BYTES, EXACT_VERSION, TILE_STEP, Header, pack, unpack
+from .bitstream import DIGEST_BYTES, EXACT_VERSION, PACKED_VERSION, TILE_STEP, Header, pack, unpack
 
 ENTROPY_TILE = 128  # latent units per entropy tile side (2048 pixels): rate cost < 0.5% on 12 MP
 TRANSFORM_TILE = 64  # latent units per transform tile side (1024 pixels): about 1 GB of working memory
@@ -282,6 +283,11 @@ def encode_image(
     return data, reconstruction, report
 
 
+def parameter_path(version: int) -> ParameterPath:
+    """How a file of format ``version`` computes its entropy parameters (what kdic writes: the newest)."""
+    return ParameterPath(exact=version >= EXACT_VERSION, packed=version >= PACKED_VERSION)
+
+
 def check_weights(header: Header, model: LearnedImageCodec) -> None:
     digest = weights_digest(model)[:DIGEST_BYTES]
     if header.model_id != model.config.name or header.weights_digest != digest:
@@ -316,7 +322,7 @@ def _decode_latent(model: LearnedImageCodec, header: Header, streams: list[bytes
             decoded = model.decompress_latent(
                 streams[per_tile * i : per_tile * (i + 1)],
                 (1, channels, r1 - r0, c1 - c0),
-                exact=header.version >= EXACT_VERSION,
+                parameter_path(header.version),
             )
         except (ValueError, RuntimeError) as exc:
             raise BitstreamError(f"entropy-coded data of tile {i} cannot be decoded ({exc})") from None

@@ -52,14 +52,27 @@ class EntropyBottleneck(nn.Module):
         """Per-channel median, shape (1, C, 1, 1)."""
         return self.quantiles[:, 0, 1].detach().view(1, -1, 1, 1)
 
-    def logits_cumulative(self, x: Tensor, stop_gradient: bool) -> Tensor:
-        """Logit of the CDF at ``x`` (shape (C, 1, N)); gradient-free weights when computing aux loss."""
+    def cdf_layers(self, stop_gradient: bool, dtype: torch.dtype) -> list[tuple[Tensor, Tensor, Tensor | None]]:
+        """(softplus(matrix), bias, tanh(factor) or None) of each layer: functions of the weights alone,
+        computed once where ``logits_cumulative`` runs many times on the same weights (the coding tables)."""
+        layers: list[tuple[Tensor, Tensor, Tensor | None]] = []
         for i, (matrix, bias) in enumerate(zip(self.matrices, self.biases)):
-            matrix = F.softplus((matrix.detach() if stop_gradient else matrix).to(x.dtype))
-            x = torch.matmul(matrix, x) + (bias.detach() if stop_gradient else bias).to(x.dtype)
+            matrix = F.softplus((matrix.detach() if stop_gradient else matrix).to(dtype))
+            bias = (bias.detach() if stop_gradient else bias).to(dtype)
+            factor = None
             if i < len(self.factors):
-                factor = (self.factors[i].detach() if stop_gradient else self.factors[i]).to(x.dtype)
-                x = x + torch.tanh(factor) * torch.tanh(x)
+                factor = torch.tanh((self.factors[i].detach() if stop_gradient else self.factors[i]).to(dtype))
+            layers.append((matrix, bias, factor))
+        return layers
+
+    def logits_cumulative(
+        self, x: Tensor, stop_gradient: bool, layers: list[tuple[Tensor, Tensor, Tensor | None]] | None = None
+    ) -> Tensor:
+        """Logit of the CDF at ``x`` (shape (C, 1, N)); gradient-free weights when computing aux loss."""
+        for matrix, bias, factor in layers or self.cdf_layers(stop_gradient, x.dtype):
+            x = torch.matmul(matrix, x) + bias
+            if factor is not None:
+                x = x + factor * torch.tanh(x)
         return x
 
     def aux_loss(self) -> Tensor:
@@ -69,8 +82,9 @@ class EntropyBottleneck(nn.Module):
 
     def _bin_probability(self, values: Tensor) -> Tensor:
         """P of the unit bin around each value of a (C, 1, N) tensor."""
-        lower = self.logits_cumulative(values - 0.5, stop_gradient=False)
-        upper = self.logits_cumulative(values + 0.5, stop_gradient=False)
+        layers = self.cdf_layers(False, values.dtype)
+        lower = self.logits_cumulative(values - 0.5, False, layers)
+        upper = self.logits_cumulative(values + 0.5, False, layers)
         sign = -torch.sign(lower + upper).detach()
         return (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
 
@@ -82,13 +96,14 @@ class EntropyBottleneck(nn.Module):
         """
         target = float(self.target[2])
         c = self.channels
+        layers = self.cdf_layers(True, torch.float64)
         bounds = []
         for goal in (-target, target):
             low = torch.full((c, 1, 1), -(MAX_SUPPORT / 2.0), dtype=torch.float64)
             high = torch.full((c, 1, 1), MAX_SUPPORT / 2.0, dtype=torch.float64)
             for _ in range(iterations):
                 mid = (low + high) / 2
-                below = self.logits_cumulative(mid, stop_gradient=True) < goal
+                below = self.logits_cumulative(mid, True, layers) < goal
                 low, high = torch.where(below, mid, low), torch.where(below, high, mid)
             bounds.append(((low + high) / 2).view(c))
         return bounds[0], bounds[1]

@@ -73,8 +73,9 @@ class GaussianHyperpriorCodec(HyperpriorLatentCodec):
         y_shape: tuple[int, int, int, int],
         coder: SymbolCoder,
         y: Tensor | None,
+        packed: bool,
     ) -> Tensor:
-        """All of y in one pass, (C, H, W) order, under the snapped scales and means."""
+        """All of y in one pass, (C, H, W) order, under the snapped scales and means (nothing to pack)."""
         scales, means = side
         indexes, means = quantize_parameters(scales, scales.new_zeros(()) if means is None else means, NEAREST)
         means = means.expand_as(scales)

@@ -97,6 +97,11 @@ def checkerboard_anchor_mask(height: int, width: int, like: Tensor) -> Tensor:
     return ((rows + cols) % 2 == 0)[None, None]
 
 
+def _gather(t: Tensor, positions: Tensor) -> Tensor:
+    """(B, C, 1, N): ``t`` at the flat spatial ``positions``, for pointwise networks."""
+    return t.flatten(2)[..., positions].unsqueeze(2)
+
+
 class SCCTXLatentCodec(HyperpriorLatentCodec):
     """Hyperprior + channel groups + checkerboard latent codec for y (and factorized z)."""
 
@@ -206,8 +211,15 @@ class SCCTXLatentCodec(HyperpriorLatentCodec):
     def side_params(self, z_hat: Tensor) -> Tensor:
         return self.h_s(z_hat)
 
-    def code_y(self, side: Tensor, y_shape: tuple[int, int, int, int], coder: SymbolCoder, y: Tensor | None) -> Tensor:
-        """Real-coding twin of ``forward``: per group, anchors then non-anchors, quantized parameters."""
+    def code_y(
+        self, side: Tensor, y_shape: tuple[int, int, int, int], coder: SymbolCoder, y: Tensor | None, packed: bool
+    ) -> Tensor:
+        """Real-coding twin of ``forward``: per group, anchors then non-anchors, quantized parameters.
+
+        The parameter aggregation is pointwise, so ``packed`` (format 4 on) runs it on the positions being
+        coded only, gathered into a (B, C, 1, N) row: half the work of running it on the whole latent for
+        each of the two passes (formats 1-3). Symbols are coded in the same order either way.
+        """
         b, _, h, w = y_shape
         anchor = checkerboard_anchor_mask(h, w, side)
         y_groups = y.split(self.groups, dim=1) if y is not None else [None] * len(self.groups)
@@ -218,6 +230,14 @@ class SCCTXLatentCodec(HyperpriorLatentCodec):
             y_hat = side.new_zeros(b, g, h, w)
             for mask in (anchor, ~anchor):
                 spatial = self.spatial_context[k](y_hat) if mask is not anchor else side.new_zeros(b, 2 * g, h, w)
+                if packed:
+                    at = mask.flatten().nonzero().squeeze(1)
+                    indexes, means = quantize_parameters(
+                        *self.group_params(k, _gather(spatial, at), _gather(context, at)), self.grid
+                    )
+                    symbols = None if y_group is None else residual_symbols(_gather(y_group, at), means)
+                    y_hat.flatten(2)[..., at] = (coder.code(symbols, indexes) + means).squeeze(2)
+                    continue
                 indexes, means = quantize_parameters(*self.group_params(k, spatial, context), self.grid)
                 mask = mask.expand_as(means)
                 symbols = None if y_group is None else residual_symbols(y_group, means)[mask]

@@ -156,9 +156,15 @@ class SliceLatentCodec(HyperpriorLatentCodec):
         return self.h_mean_s(z_hat), self.h_scale_s(z_hat)
 
     def code_y(
-        self, side: tuple[Tensor, Tensor], y_shape: tuple[int, int, int, int], coder: SymbolCoder, y: Tensor | None
+        self,
+        side: tuple[Tensor, Tensor],
+        y_shape: tuple[int, int, int, int],
+        coder: SymbolCoder,
+        y: Tensor | None,
+        packed: bool,
     ) -> Tensor:
-        """Real-coding twin of ``forward``: slice by slice with quantized parameters."""
+        """Real-coding twin of ``forward``: slice by slice with quantized parameters (every position of a
+        slice is coded at once, so there is nothing to pack)."""
         latent_means, latent_scales = side
         y_slices = y.chunk(self.slices, dim=1) if y is not None else [None] * self.slices
         y_hat_slices: list[Tensor] = []

@@ -12,7 +12,7 @@ from typing import Literal, cast
 import torch
 from torch import Tensor, nn
 
-from ..entropy.coder import fixed_threads
+from ..entropy.latent import NEWEST, ParameterPath
 from ..errors import ConfigError
 from ..layers import BLOCKS, RESAMPLERS, AttentionBlock
 from .config import ModelConfig, StageConfig, TransformConfig
@@ -220,7 +220,7 @@ class LearnedImageCodec(nn.Module):
     @torch.no_grad()
     def compress_latent(self, y: Tensor) -> dict:
         """Entropy-code one (already rate-scaled) latent: ``strings`` in the family's stream order,
-        ``y_hat`` as the decoder will see it, ``symbols`` coded (exact arithmetic: format 3)."""
+        ``y_hat`` as the decoder will see it, ``symbols`` coded (the newest format's parameter path)."""
         return self.latent_codec.compress(y)
 
     @torch.no_grad()
@@ -229,14 +229,16 @@ class LearnedImageCodec(nn.Module):
         return self.latent_codec(y)["likelihoods"]
 
     @torch.no_grad()
-    def decompress_latent(self, strings: list[bytes], y_shape: tuple[int, int, int, int], exact: bool = True) -> dict:
+    def decompress_latent(
+        self, strings: list[bytes], y_shape: tuple[int, int, int, int], path: ParameterPath = NEWEST
+    ) -> dict:
         """Inverse of ``compress_latent``; ValueError on streams that cannot be parsed or are not used up.
-        ``exact=False`` decodes files of formats 1 and 2 (float entropy parameters)."""
-        return self.latent_codec.decompress(strings, y_shape, exact)
+        ``path`` is how the file's format computes the entropy parameters (``kdic.codec.bitstream``)."""
+        return self.latent_codec.decompress(strings, y_shape, path)
 
     @torch.no_grad()
     def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], lmbda: float | None = None) -> dict:
-        """Inverse of ``compress``; the synthesis runs single-threaded so every machine gets the same pixels."""
+        """Inverse of ``compress``: the same latent on every machine (format 4's exact parameter path)."""
         self.check_lmbda(lmbda)
         multiple = self.config.family.latent_multiple
         y_shape = (1, self.config.transform.latent_channels, shape[0] * multiple, shape[1] * multiple)
@@ -245,9 +247,9 @@ class LearnedImageCodec(nn.Module):
 
     @torch.no_grad()
     def synthesize(self, y_hat: Tensor, lmbda: float | None = None) -> Tensor:
-        """Deterministic decoder-side reconstruction in [0, 1] (fixed thread count) of a coded latent."""
-        with fixed_threads():
-            return self.g_s(self.unscale_latent(y_hat, lmbda)).clamp_(0, 1)
+        """Decoder-side reconstruction in [0, 1] of a coded latent, on every thread: float, so the same
+        pixels for the same machine and thread count, and within a level elsewhere (docs/bitstream.md)."""
+        return self.g_s(self.unscale_latent(y_hat, lmbda)).clamp_(0, 1)
 
     def update(self, force: bool = False) -> bool:
         """CompressAI-compatible no-op: coding tables rebuild themselves when weights change."""

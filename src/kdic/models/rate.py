@@ -74,15 +74,27 @@ class GainUnits(nn.Module):
         ):
             raise ConfigError(f"lambda {lmbda!r} is outside this model's range {low:g} to {high:g}")
 
+    def _log_row(self, table: Tensor, lmbda: float) -> Tensor:
+        """(M,) float64 row of ``table`` at ``lmbda``, linear in log-lambda between the two anchors around
+        it, or along the first or last segment beyond the ends (only ``adopt`` goes there)."""
+        k = min(max(bisect.bisect_right(self.lmbdas, lmbda) - 1, 0), len(self.lmbdas) - 2)
+        low, high = self.lmbdas[k], self.lmbdas[k + 1]
+        t = (math.log(lmbda) - math.log(low)) / (math.log(high) - math.log(low))
+        return table[k].double() * (1 - t) + table[k + 1].double() * t
+
     def _interpolate(self, table: Tensor, lmbda: float) -> Tensor:
         """(1, M, 1, 1) ``exp`` of ``table`` interpolated in log-lambda, in float64 and then cast, so
         that an encoder and a decoder given the same float32 lambda compute the same gains."""
         self.check(lmbda)
-        k = min(max(bisect.bisect_right(self.lmbdas, lmbda) - 1, 0), len(self.lmbdas) - 2)
-        low, high = self.lmbdas[k], self.lmbdas[k + 1]
-        t = (math.log(lmbda) - math.log(low)) / (math.log(high) - math.log(low))
-        row = table[k].double() * (1 - t) + table[k + 1].double() * t
-        return row.exp().to(table.dtype).view(1, -1, 1, 1)
+        return self._log_row(table, lmbda).exp().to(table.dtype).view(1, -1, 1, 1)
+
+    @torch.no_grad()
+    def adopt(self, other: GainUnits) -> None:
+        """Take ``other``'s gains at these anchors (its rows interpolated, or extrapolated beyond its range
+        along its end segments): a trained model re-anchored over a wider range starts coding its old
+        range as before, and the new anchors start where its gains were heading."""
+        for table, theirs in ((self.log_gain, other.log_gain), (self.log_inverse_gain, other.log_inverse_gain)):
+            table.copy_(torch.stack([other._log_row(theirs, v) for v in self.lmbdas]).to(table.dtype))
 
     def gain(self, lmbda: float) -> Tensor:
         return self._interpolate(self.log_gain, lmbda)
