@@ -167,6 +167,9 @@ def test_bench_produces_both_tables(tmp_path):
     assert rows["kdic-tiny"]["decode"]["total"] > 0 and rows["kdic-tiny"]["train_samples_per_s"] > 0
     assert np.isfinite(rows["kdic-tiny"]["decode_compute_bound_s"])
     assert rows["kdic-tiny-vr"]["decode"]["total"] > 0 and rows["kdic-tiny-vr"]["train_samples_per_s"] > 0
+    classical = {c["name"]: c for c in report["classical"]}  # the same image, beside kdic's rows
+    assert {"jpeg", "webp", "jpeg2000"} <= set(classical) and all(c["decode_s"] > 0 for c in classical.values())
+    assert "| codec | quality | bpp | PSNR dB | encode s | decode s |" in result.stdout and "| webp |" in result.stdout
 
 
 def test_cli_bdrate_against_itself(tmp_path, capsys):

@@ -27,9 +27,9 @@ from kdic.data import sample_image_path
 from kdic.entropy.exact import exact_arithmetic, exact_exp, exact_gelu, exact_log, exact_tanh
 from kdic.entropy.latent import ParameterPath
 
-FLOAT_PATH = ParameterPath(exact=False, packed=False)  # formats 1 and 2
-
 from .helpers import FIXED_RATE_WEIGHTS
+
+FLOAT_PATH = ParameterPath(exact=False, packed=False)  # formats 1 and 2
 
 FIXTURES = Path(__file__).parent / "fixtures" / "format3"
 EXPECTED = {k: v for k, v in json.loads((FIXTURES / "expected.json").read_text()).items() if not k.startswith("_")}

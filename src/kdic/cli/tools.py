@@ -36,7 +36,9 @@ def models(args: argparse.Namespace) -> int:
 @command("bench", "params, MACs, latency, throughput and memory of presets or checkpoints")
 def _configure_bench(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     p.add_argument("models", nargs="+", help="presets or weights files (ratios are to the first)")
-    p.add_argument("--size", default="768x512", help="latency resolution WIDTHxHEIGHT")
+    p.add_argument("--image", help="image the codecs are timed on (default: the bundled Kodak sample, 768x512)")
+    p.add_argument("--size", help="WIDTHxHEIGHT to crop or mirror-extend the image to (default: the image's own size)")
+    p.add_argument("--no-classical", action="store_true", help="leave out the classical codecs' rows")
     p.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up")
     p.add_argument("--train-batch", type=int, default=8, help="crops per timed training step")
     p.add_argument("--train-size", type=int, default=256, help="crop size of the timed training steps")
@@ -48,26 +50,35 @@ def _configure_bench(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
 
 
 def bench(args: argparse.Namespace) -> int:
-    width, _, height = args.size.partition("x")
-    if not (width.isdigit() and height.isdigit()):
+    width, _, height = (args.size or "0x0").partition("x")
+    if not (width.isdigit() and height.isdigit()) or (args.size and not (int(width) and int(height))):
         raise KdicError(f"--size takes WIDTHxHEIGHT, e.g. 768x512; got {args.size!r}")
     for path in (args.json, args.markdown):
         if path:
             checked_folder(path)
     from ..bench.report import bench as run_bench
-    from ..bench.report import render_markdown
+    from ..bench.report import render_markdown, sized_image
+    from ..codec import read_image
+    from ..data import sample_image_path
     from ..fileio import atomic_write_bytes
 
+    image = read_image(args.image or sample_image_path())
+    image = image if image.ndim == 3 else image[..., None].repeat(3, axis=2)
+    if args.size:
+        image = sized_image(image, int(width), int(height))
     report = run_bench(
         args.models,
-        int(width),
-        int(height),
+        image,
         args.runs,
         args.train_batch,
         args.train_size,
         args.train_steps,
         args.threads,
     )
+    if not args.no_classical:
+        from ..eval.baselines import timed_codecs
+
+        report["classical"] = timed_codecs(image, report["models"][0]["bpp"], max(args.runs, 1))
     markdown = render_markdown(report)
     print(markdown)
     if args.json:

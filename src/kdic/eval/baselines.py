@@ -207,6 +207,35 @@ def evaluate_codec(
     }
 
 
+def timed_codecs(image: np.ndarray, target_bpp: float, runs: int = 3) -> list[dict]:
+    """Each classical codec that runs here on ``image``, at the quality whose file is nearest
+    ``target_bpp``: its rate, PSNR and median encode and decode seconds (``kdic bench`` sets them
+    beside kdic's models)."""
+    rows = []
+    for codec in available_codecs()[0]:
+        files = {quality: codec.encode(image, quality) for quality in codec.qualities}
+        quality = min(files, key=lambda q: abs(8 * len(files[q]) / image[..., 0].size - target_bpp))
+        encode_s, decode_s = [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            data = codec.encode(image, quality)
+            encode_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            decoded = codec.decode(data)
+            decode_s.append(time.perf_counter() - start)
+        rows.append(
+            {
+                "name": codec.name,
+                "quality": quality,
+                "bpp": 8 * len(data) / image[..., 0].size,
+                "psnr": psnr_uint8(decoded, image),
+                "encode_s": float(np.median(encode_s)),
+                "decode_s": float(np.median(decode_s)),
+            }
+        )
+    return rows
+
+
 def _mean(values: list) -> float | None:
     present = [v for v in values if v is not None]
     return float(np.mean(present)) if present else None
