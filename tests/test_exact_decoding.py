@@ -1,6 +1,6 @@
-"""Format 3: entropy parameters from order-independent arithmetic decode identically everywhere.
+"""Formats 3 and 4: entropy parameters from order-independent arithmetic decode identically everywhere.
 
-The fixtures were written on another machine (tests/fixtures/format3/expected.json names it); here
+The fixtures were written on other machines (tests/fixtures/format{3,4}/expected.json name them); here
 they must decode to exactly the encoder's latent (the content digest refuses anything else) and to
 pixels within one level of the writer's (the synthesis stays float). Separate processes with other
 thread counts and instruction sets must write and decode the same files and latents, and a one-ulp
@@ -31,17 +31,23 @@ from .helpers import FIXED_RATE_WEIGHTS
 
 FLOAT_PATH = ParameterPath(exact=False, packed=False)  # formats 1 and 2
 
-FIXTURES = Path(__file__).parent / "fixtures" / "format3"
-EXPECTED = {k: v for k, v in json.loads((FIXTURES / "expected.json").read_text()).items() if not k.startswith("_")}
+FIXTURES = Path(__file__).parent / "fixtures"
+EXACT_FORMATS = (3, 4)  # written by scripts/make_exact_fixtures.py on the machines expected.json names
+EXPECTED = {
+    (version, name): entry
+    for version in EXACT_FORMATS
+    for name, entry in json.loads((FIXTURES / f"format{version}" / "expected.json").read_text()).items()
+    if not name.startswith("_")
+}
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_format_3_fixtures_decode_to_the_encoders_latent_on_this_machine(name):
-    expected = EXPECTED[name]
-    data = (FIXTURES / f"{name}.kdic").read_bytes()
-    assert unpack(data)[0].version == 3
+@pytest.mark.parametrize(("version", "name"), sorted(EXPECTED))
+def test_exact_format_fixtures_decode_to_the_encoders_latent_on_this_machine(version, name):
+    expected = EXPECTED[version, name]
+    data = (FIXTURES / f"format{version}" / f"{name}.kdic").read_bytes()
+    assert unpack(data)[0].version == version
     image, _ = decode_bytes(load(FIXED_RATE_WEIGHTS / expected["weights"]), data)  # raises unless the latent is exact
-    reference = read_image(FIXTURES / f"{name}.png")
+    reference = read_image(FIXTURES / f"format{version}" / f"{name}.png")
     assert image.shape == reference.shape
     assert np.abs(image.astype(np.int16) - reference).max() <= 1
 

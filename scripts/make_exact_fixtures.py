@@ -1,10 +1,11 @@
-"""Write tests/fixtures/format3: format-3 files of the bundled sample (whole image, a multi-tile crop,
-a gray crop) with the shipped weights, each with the PNG this machine decodes it to.
+"""Write tests/fixtures/format<N>, N the format kdic writes (3 and 4 are committed): files of the
+bundled sample (whole image, a multi-tile crop, a gray crop) with kdic 0.1's fixed-rate weights,
+each with the PNG this machine decodes it to.
 
 Any machine must decode these files to exactly the encoder's latent (the content digest checks it)
 and to pixels within the synthesis tolerance of the reference PNG (tests/test_exact_decoding.py).
 
-    python scripts/make_format3_fixtures.py
+    python scripts/make_exact_fixtures.py
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import torch
 
 from kdic.checkpoint import load
 from kdic.codec import decode_bytes, encode_image, read_image, write_png
+from kdic.codec.bitstream import FORMAT_VERSION
 from kdic.data import sample_image_path
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "tests" / "fixtures" / "format3"
+OUT = REPO / "tests" / "fixtures" / f"format{FORMAT_VERSION}"
 WEIGHTS = REPO / "results" / "repro" / "shipped-0.1"  # kdic 0.1's shipped fixed-rate weights
 
 # name -> (weights, crop (top, bottom, left, right) or None, gray, entropy tile)
