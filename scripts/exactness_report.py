@@ -30,7 +30,7 @@ MODELS = {
     "student@0.1": ("student", 0.1),
     "teacher@0.0134": ("teacher", 0.0134),
 }
-CONFIGS = (("default", 1), ("avx2", 1), ("avx512", 1), ("avx512", 2))
+CONFIGS = (("default", 1), ("avx2", 1), ("avx2", 2), ("avx512", 1), ("avx512", 2))  # those this CPU runs
 
 
 def run_config(data: Path, limit: int, out: Path, files: Path, measure_rate: bool) -> None:
@@ -94,9 +94,13 @@ def main() -> None:
     if args.worker:
         run_config(args.data, args.limit, args.worker, args.files, args.measure_rate)
         return
+    from kdic.bench.machine import runnable_capabilities
+
+    runnable = runnable_capabilities()
+    configs = [(capability, threads) for capability, threads in CONFIGS if capability in runnable]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for index, (capability, threads) in enumerate(CONFIGS):
+        for index, (capability, threads) in enumerate(configs):
             out = Path(tmp) / f"{capability}-{threads}.json"
             env = {
                 **os.environ,
@@ -151,6 +155,7 @@ def main() -> None:
         "configurations": [
             {"capability": results[n][0]["capability"], "threads": results[n][0]["threads"]} for n in names
         ],
+        "not_runnable_here": sorted({c for c, _ in CONFIGS} - set(runnable)),
         "files": len(first_rows),
         "files_written_identically_to_the_first": files_as_first,
         "latents_decoded_from_the_same_files_identical": same_latents,
