@@ -230,18 +230,16 @@ class SCCTXLatentCodec(HyperpriorLatentCodec):
             y_hat = side.new_zeros(b, g, h, w)
             for mask in (anchor, ~anchor):
                 spatial = self.spatial_context[k](y_hat) if mask is not anchor else side.new_zeros(b, 2 * g, h, w)
+                at = mask.flatten().nonzero().squeeze(1)
                 if packed:
-                    at = mask.flatten().nonzero().squeeze(1)
                     indexes, means = quantize_parameters(
                         *self.group_params(k, _gather(spatial, at), _gather(context, at)), self.grid
                     )
-                    symbols = None if y_group is None else residual_symbols(_gather(y_group, at), means)
-                    y_hat.flatten(2)[..., at] = (coder.code(symbols, indexes) + means).squeeze(2)
-                    continue
-                indexes, means = quantize_parameters(*self.group_params(k, spatial, context), self.grid)
-                mask = mask.expand_as(means)
-                symbols = None if y_group is None else residual_symbols(y_group, means)[mask]
-                y_hat[mask] = coder.code(symbols, indexes[mask]) + means[mask]
+                else:
+                    full = quantize_parameters(*self.group_params(k, spatial, context), self.grid)
+                    indexes, means = (_gather(t, at) for t in full)
+                symbols = None if y_group is None else residual_symbols(_gather(y_group, at), means)
+                y_hat.flatten(2)[..., at] = (coder.code(symbols, indexes) + means).squeeze(2)
             y_hat_groups.append(y_hat)
         return torch.cat(y_hat_groups, dim=1)
 
