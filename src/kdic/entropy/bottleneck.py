@@ -41,7 +41,7 @@ class EntropyBottleneck(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(channels, widths[i + 1], 1).uniform_(-0.5, 0.5)))
             if i < len(widths) - 2:
                 self.factors.append(nn.Parameter(torch.zeros(channels, widths[i + 1], 1)))
-        self.quantiles = nn.Parameter(torch.tensor([-init_scale, 0.0, init_scale]).repeat(channels, 1, 1))
+        self.quantiles = nn.Parameter(torch.tensor([[[-init_scale, 0.0, init_scale]]] * channels))
         target = math.log(2 / tail_mass - 1)
         self.register_buffer("target", torch.tensor([-target, 0.0, target]), persistent=False)
         self._tables: FactorizedTables | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,6 +36,17 @@ def _shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -
     return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
 
 
+@functools.cache
+def _relative_index(window: int) -> Tensor:
+    """(T, T) index of each token pair's relative offset into the bias table. Built on the CPU even
+    under ``torch.device("meta")`` (the checkpoint check builds models there), where torch.stack would
+    import its whole reference-op stack: 1.6 s of every command's start-up."""
+    steps = torch.arange(window, device="cpu")
+    coords = torch.stack(torch.meshgrid(steps, steps, indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+    return rel[..., 0] * (2 * window - 1) + rel[..., 1]
+
+
 class WindowAttention(nn.Module):
     """Non-overlapping window MHSA with a learned relative-position bias.
 
@@ -54,9 +67,7 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.relative_position_bias = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias, std=0.02)
-        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
-        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
-        self.register_buffer("relative_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
+        self.register_buffer("relative_index", _relative_index(window).clone(), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         b, h, w, c = x.shape

@@ -52,9 +52,10 @@ class GainUnits(nn.Module):
     def centre(self, reference: float) -> None:
         """(Re-)initialise the gains to ``(lambda_k / reference)^0.5`` and their inverses: gain 1 at
         ``reference``, so a fixed-rate model trained there starts a variable-rate one coding as it did."""
-        log_gain = torch.tensor([0.5 * math.log(v / reference) for v in self.lmbdas])[:, None]
-        self.log_gain.copy_(log_gain.expand_as(self.log_gain))
-        self.log_inverse_gain.copy_(-log_gain.expand_as(self.log_inverse_gain))
+        log_gains = [0.5 * math.log(v / reference) for v in self.lmbdas]
+        # negated in Python: Tensor.neg on the meta device (the checkpoint check) imports torch._dynamo, 1.6 s
+        self.log_gain.copy_(torch.tensor(log_gains)[:, None].expand_as(self.log_gain))
+        self.log_inverse_gain.copy_(torch.tensor([-g for g in log_gains])[:, None].expand_as(self.log_inverse_gain))
 
     @property
     def range(self) -> tuple[float, float]:
