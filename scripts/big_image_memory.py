@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from kdic.data import DEFAULT_QUALITY
+
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
 
 CHILD = """
@@ -91,7 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["3000x2000", "4243x2828", "6000x4000"])
     parser.add_argument("--roles", nargs="+", default=["student"])
-    parser.add_argument("--quality", type=float, default=3.0)
+    parser.add_argument("--quality", type=float, default=DEFAULT_QUALITY)
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args()
     rows = []

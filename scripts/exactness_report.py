@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-# the shipped variable-rate models at the ends and the middle of their lambda range
+from kdic.data import DEFAULT_QUALITY, LAMBDA_RANGE, quality_lmbda
+
+# the shipped variable-rate models at the ends and the default of their lambda range
+DEFAULT_LMBDA = float(f"{quality_lmbda(DEFAULT_QUALITY):.3g}")
 MODELS = {
-    "student@0.0018": ("student", 0.0018),
-    "student@0.0134": ("student", 0.0134),
-    "student@0.1": ("student", 0.1),
-    "teacher@0.0134": ("teacher", 0.0134),
+    **{f"student@{lmbda:g}": ("student", lmbda) for lmbda in (LAMBDA_RANGE[0], DEFAULT_LMBDA, LAMBDA_RANGE[1])},
+    f"teacher@{DEFAULT_LMBDA:g}": ("teacher", DEFAULT_LMBDA),
 }
 CONFIGS = (("default", 1), ("avx2", 1), ("avx2", 2), ("avx512", 1), ("avx512", 2))  # those this CPU runs
 

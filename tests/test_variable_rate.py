@@ -60,13 +60,13 @@ def test_config_round_trip_and_fixed_rate_configs_unchanged():
     fixed = get_config("kdic-tiny")
     assert "variable_rate" not in to_dict(fixed)  # existing weights files describe themselves as before
     assert config_from_dict({**to_dict(fixed), "variable_rate": None}) == fixed
-    assert len(VariableRateConfig().lmbdas) == 8 and VariableRateConfig().range == (0.0018, 0.1)
+    assert len(VariableRateConfig().lmbdas) == 11 and VariableRateConfig().range == (0.000569, 0.178)
     for preset in ("tcm-kd", "kdic"):  # slice and SCCTX entropy models alike (on the meta device: no memory)
         with torch.device("meta"):
             vr = LearnedImageCodec(with_variable_rate(get_config(preset))).state_dict()
             fixed_state = LearnedImageCodec(get_config(preset)).state_dict()
         assert set(vr) - set(fixed_state) == {"rate.log_gain", "rate.log_inverse_gain"}
-        assert vr["rate.log_gain"].shape == (8, get_config(preset).transform.latent_channels)
+        assert vr["rate.log_gain"].shape == (11, get_config(preset).transform.latent_channels)
 
 
 @pytest.mark.parametrize(
@@ -110,8 +110,8 @@ def test_fixed_rate_weights_of_kdic_0_1_and_their_bitstreams_unchanged():
 def test_interpolation_hits_the_anchors_and_is_monotone():
     units = GainUnits(6, DEFAULT_ANCHORS)
     with torch.no_grad():  # trained-like tables: per channel increasing gains, decreasing inverse gains
-        units.log_gain.copy_(torch.rand(8, 6).cumsum(0))
-        units.log_inverse_gain.copy_(-torch.rand(8, 6).cumsum(0))
+        units.log_gain.copy_(torch.rand(len(DEFAULT_ANCHORS), 6).cumsum(0))
+        units.log_inverse_gain.copy_(-torch.rand(len(DEFAULT_ANCHORS), 6).cumsum(0))
     for k, lmbda in enumerate(DEFAULT_ANCHORS):
         assert torch.equal(units.gain(lmbda).flatten(), units.log_gain[k].double().exp().float())
         assert torch.equal(units.inverse_gain(lmbda).flatten(), units.log_inverse_gain[k].double().exp().float())
@@ -124,9 +124,9 @@ def test_interpolation_hits_the_anchors_and_is_monotone():
     assert torch.allclose(fresh.gain(0.04) / fresh.gain(0.01), torch.full((1, 4, 1, 1), 2.0))
 
 
-@pytest.mark.parametrize("lmbda", [0.0017, 0.11, math.nan, -1.0, True])
+@pytest.mark.parametrize("lmbda", [0.95 * LOW, 1.05 * HIGH, math.nan, -1.0, True])
 def test_lambda_outside_the_range_is_refused(model, lmbda):
-    with pytest.raises(ConfigError, match="outside this model's range 0.0018 to 0.1"):
+    with pytest.raises(ConfigError, match=f"outside this model's range {LOW:g} to {HIGH:g}"):
         model.check_lmbda(lmbda)
 
 
@@ -189,16 +189,16 @@ def test_cli_compress_eval_and_info(weights, tmp_path, capsys):
     assert main(["compress", str(image), "-o", str(out), "--weights", str(weights), "--lmbda", "0.02", "--quiet"]) == 0
     assert unpack(out.read_bytes())[0].lmbda == float(np.float32(0.02))
     capsys.readouterr()
-    assert main(["compress", str(image), "-o", str(out), "--weights", str(weights), "--lmbda", "0.2", "--force"]) == 2
+    assert main(["compress", str(image), "-o", str(out), "--weights", str(weights), "--lmbda", "0.25", "--force"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "outside this model's range 0.0018 to 0.1" in err
+    assert err.count("\n") == 1 and f"outside this model's range {LOW:g} to {HIGH:g}" in err
     assert main(["compress", str(image), "-o", str(out), "--weights", str(weights), "--force", "--quiet"]) == 0
     assert unpack(out.read_bytes())[0].lmbda == float(np.float32(quality_lmbda(DEFAULT_QUALITY)))  # the default
     fixed = FIXED_RATE_WEIGHTS / "kdic-tiny-q3.safetensors"
     assert main(["compress", str(image), "-o", str(out), "--weights", str(fixed), "--lmbda", "0.02", "--force"]) == 2
     assert "needs variable-rate weights" in capsys.readouterr().err
     assert main(["info", str(weights)]) == 0
-    assert "0.0018 to 0.1 (variable rate" in capsys.readouterr().out
+    assert f"{LOW:g} to {HIGH:g} (variable rate" in capsys.readouterr().out
     result = tmp_path / "curve.json"
     assert main(["eval", "--weights", str(weights), "--data", str(tmp_path), "-o", str(result), "--quiet"]) == 0
     curve = json.loads(result.read_text())

@@ -18,7 +18,7 @@ from .checkpoint import load
 from .codec import decode_bytes, read_image
 from .codec.distortion import psnr_uint8
 from .codec.target import choose_rate, code_at
-from .data import SAMPLES_DIR, bundled_weights, sample_image_path
+from .data import DEFAULT_QUALITY, SAMPLES_DIR, bundled_weights, sample_image_path
 from .errors import KdicError
 from .fileio import atomic_write_bytes
 
@@ -37,11 +37,11 @@ class DemoEncode:
 
 
 DEMO_ENCODES = (
-    DemoEncode("student", quality=1),
-    DemoEncode("student", quality=3),
-    DemoEncode("student", quality=5),
+    DemoEncode("student", quality=2),
+    DemoEncode("student", quality=DEFAULT_QUALITY),
+    DemoEncode("student", quality=9),
     DemoEncode("student", target_bpp=0.3),
-    DemoEncode("teacher", quality=3),
+    DemoEncode("teacher", quality=DEFAULT_QUALITY),
 )
 
 

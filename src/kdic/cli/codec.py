@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from ..data import DEFAULT_QUALITY, DEFAULT_ROLE, LAMBDA_RANGE, QUALITY_LAMBDAS, QUALITY_RANGE, ROLES
+from ..data import DEFAULT_QUALITY, DEFAULT_ROLE, LAMBDA_RANGE, QUALITY_RANGE, ROLES, quality_lmbda
 from ..errors import KdicError
 from .common import KDIC_SUFFIX, add_quiet, code_each, command, create, plan_outputs, set_threads, timings_line
 
@@ -65,9 +65,8 @@ def _configure_compress(p: argparse.ArgumentParser, argv: Sequence[str]) -> None
         type=float,
         metavar="Q",
         help=f"rate of variable-rate weights: any value from {low:g} to {high:g}, lambda {LAMBDA_RANGE[0]:g} to "
-        f"{LAMBDA_RANGE[1]:g} log-linearly (the integers 1 to 4 are within 5%% of the paper's "
-        + ", ".join(f"{v:g}" for v in QUALITY_LAMBDAS.values())
-        + f"; default: {DEFAULT_QUALITY:g} unless --lmbda or a target is given)",
+        f"{LAMBDA_RANGE[1]:g} log-linearly (each integer is one of the shipped models' anchors; "
+        f"default: {DEFAULT_QUALITY:g}, lambda {quality_lmbda(DEFAULT_QUALITY):.3g}, unless --lmbda or a target is given)",
     )
     p.add_argument(
         "--lmbda",

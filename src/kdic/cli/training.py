@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..configs import bundled_names
+from ..data import LAMBDA_RANGE
 from ..distill.options import DEFAULT_WIDTH_SCALE
 from ..errors import KdicError
 from ..train.options import DEVICES, PRECISION_DTYPES
@@ -137,7 +138,8 @@ def _configure_train(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
         type=float,
         nargs="+",
         metavar="L",
-        help="anchor lambdas of --variable-rate, increasing (default: 8 from 0.0018 to 0.1)",
+        help="anchor lambdas of --variable-rate, increasing (default: the shipped models' eleven, "
+        f"{LAMBDA_RANGE[0]:g} to {LAMBDA_RANGE[1]:g})",
     )
     p.set_defaults(func=train)
     _apply_recipe(p, "train", argv)

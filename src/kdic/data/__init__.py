@@ -2,10 +2,11 @@
 
 The package ships two variable-rate models, ``<model id>.safetensors``: the CPU-scale teacher and
 its SMoDi-distilled student (docs/variable_rate.md says which run each comes from). One continuous
-``quality`` knob picks the rate of either: quality q codes at lambda ``quality_lmbda(q)``, log-linear
-over the models' lambda range, so that the integers 1..4 land within 5% of the fixed-rate
-reproduction's lambdas (``QUALITY_LAMBDAS``, whose weights live in the repository under
-``results/repro/shipped-0.1``). ``weights/index.json`` lists every shipped file with its model id and
+``quality`` knob picks the rate of either: quality q in 0..10 codes at lambda ``quality_lmbda(q)``,
+log-linear over the models' trained lambda range, so that each integer lands on one of their eleven
+anchors (within the anchors' three-digit rounding). ``QUALITY_LAMBDAS`` is another table: the four
+rate points of the fixed-rate study (docs/reproduction.md), whose weights live in the repository
+under ``results/repro/shipped-0.1``. ``weights/index.json`` lists every shipped file with its model id and
 weights digest: a bitstream's decoder is found there by exact match, never by building a file name
 or a pattern from the file's contents.
 """
@@ -24,9 +25,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 INDEX_NAME = "index.json"
 
 QUALITY_LAMBDAS = {1: 0.0035, 2: 0.0067, 3: 0.013, 4: 0.025}  # the paper's rate points (fixed-rate study)
-QUALITY_RANGE = (0.0, 6.0)
-LAMBDA_RANGE = (0.0018, 0.1)  # what quality 0 and 6 code at: the shipped models' trained range
-DEFAULT_QUALITY = 3.0
+QUALITY_RANGE = (0.0, 10.0)
+LAMBDA_RANGE = (0.000569, 0.178)  # what quality 0 and 10 code at: the shipped models' trained range
+DEFAULT_QUALITY = 5.5  # lambda 0.0134, near the paper's middle rate point 0.013
 DEFAULT_RATES = 8  # rate points an RD curve of variable-rate weights takes when none are named
 ROLES = {"student": "kdic-tiny-vr", "teacher": "s2c-hybrid-tiny-vr"}
 DEFAULT_ROLE = "student"

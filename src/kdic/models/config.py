@@ -160,12 +160,11 @@ class TransformConfig:
         return math.prod(RESAMPLERS[n].factor for n in names)
 
 
-# Eight anchors, log-spaced from 0.0018 to 0.1 (ratio ~1.78, a little denser than the paper's six
-# points 0.0018..0.0483, ratio ~1.9): the paper's range plus about one octave, because the CPU-scale
-# presets need more lambda for the same rate. kdic-tiny codes Kodak at 0.20 bpp at lambda 0.0035 and
-# 0.50 bpp at 0.025 (results/repro/points/smodi-q*-s0.json), ~1.4x per doubling of lambda, so
-# ~0.8 bpp needs lambda ~0.07; 0.1 leaves a margin.
-DEFAULT_ANCHORS = (0.0018, 0.0032, 0.0057, 0.0101, 0.0179, 0.0318, 0.0564, 0.1)
+# Eleven anchors, log-spaced (ratio ~1.78) from 0.000569 to 0.178: the paper's range 0.0018..0.0483
+# plus about one octave above, because the CPU-scale presets need more lambda for the same rate
+# (~0.8 bpp on Kodak needs lambda ~0.07 for kdic-tiny), and two anchors below, which reach ~0.1 bpp
+# (docs/variable_rate.md, "Extending the range"). The shipped models are trained over these.
+DEFAULT_ANCHORS = (0.000569, 0.00101, 0.0018, 0.0032, 0.0057, 0.0101, 0.0179, 0.0318, 0.0564, 0.1, 0.178)
 
 
 @dataclass(frozen=True)
