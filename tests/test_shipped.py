@@ -63,7 +63,7 @@ def photo(tmp_path) -> Path:
     return path
 
 
-def test_compress_without_flags_uses_the_student_at_the_default_quality_and_decodes_by_digest(weights_dir, photo, capsys):
+def test_compress_without_flags_codes_at_the_default_quality_and_decodes_by_digest(weights_dir, photo, capsys):
     assert main(["compress", str(photo)]) == 0
     bitstream = photo.with_suffix(".kdic")
     header, _ = unpack(bitstream.read_bytes())

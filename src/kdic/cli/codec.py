@@ -66,7 +66,8 @@ def _configure_compress(p: argparse.ArgumentParser, argv: Sequence[str]) -> None
         metavar="Q",
         help=f"rate of variable-rate weights: any value from {low:g} to {high:g}, lambda {LAMBDA_RANGE[0]:g} to "
         f"{LAMBDA_RANGE[1]:g} log-linearly (each integer is one of the shipped models' anchors; "
-        f"default: {DEFAULT_QUALITY:g}, lambda {quality_lmbda(DEFAULT_QUALITY):.3g}, unless --lmbda or a target is given)",
+        f"default: {DEFAULT_QUALITY:g}, lambda {quality_lmbda(DEFAULT_QUALITY):.3g}, "
+        "unless --lmbda or a target is given)",
     )
     p.add_argument(
         "--lmbda",
