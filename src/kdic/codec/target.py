@@ -1,10 +1,12 @@
 """Rate control for variable-rate models: per image, the lambda that meets a bpp or PSNR target.
 
-Bisection in log-lambda on real coding (every pass writes the actual file), since both the real
-rate and the PSNR grow with lambda. A bpp target is a budget (the result is at or under it), a
-PSNR target a floor (at or over it); the search stops when a pass lands within the target's
-tolerance, or after ``max_passes``, and returns the best pass that met the target (or, if none
-can, the end of the lambda range closest to it).
+A root search in log-lambda on real coding (every pass writes the actual file), since both the real
+rate and the PSNR grow with lambda: false position with the Illinois rule, on log-bpp (nearly linear
+in log-lambda) or on PSNR, each trial strictly inside the bracket of a pass that met the target and
+one that did not (scripts/target_rate.py measures the passes on Kodak). A bpp target is a budget
+(the result is at or under it), a PSNR target a floor (at or over it); the search stops when a pass
+lands within the target's tolerance, or after ``max_passes``, and returns the best pass that met the
+target (or, if none can, the end of the lambda range closest to it).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..models import LearnedImageCodec
 from .distortion import psnr_uint8
 from .pipeline import CodingReport, encode_image
 
-MAX_PASSES = 12  # 2 ends + 10 halvings: lambda to 0.6% over the default 0.000569..0.178 range (bpp to ~0.4%)
+MAX_PASSES = 12  # 2 ends + 10 searches (bisection alone would get lambda to 0.6% over 0.000569..0.178)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Target:
     budget: bool  # True: the value must stay at or under the target (rate); False: at or over it (quality)
     tolerance: Callable[[float], float]  # how far from the target a pass may land to stop early
     needs_reconstruction: bool
+    axis: Callable[[float], float]  # where the value is about linear in log-lambda: the search interpolates there
 
     def meets(self, value: float, target: float) -> bool:
         return value <= target if self.budget else value >= target
@@ -44,8 +47,8 @@ def _psnr(image: np.ndarray, reconstruction: np.ndarray | None, _: CodingReport)
 
 
 TARGETS: dict[str, Target] = {
-    "bpp": Target("bpp", lambda image, recon, report: report.bits_per_pixel, True, lambda t: 0.01 * t, False),
-    "psnr": Target("dB", _psnr, False, lambda t: 0.02, True),
+    "bpp": Target("bpp", lambda image, recon, report: report.bits_per_pixel, True, lambda t: 0.01 * t, False, math.log),
+    "psnr": Target("dB", _psnr, False, lambda t: 0.02, True, float),
 }
 
 
@@ -100,13 +103,22 @@ def code_at_target(
     best = code(good)
     if not best.met:
         return best
+    # signed distances to the target on the search axis; a met pass and a missed one bracket the root
+    good_gap, bad_gap = (spec.axis(v) - spec.axis(target) for v in (best.value, result.value))
+    kept = None  # which end the last pass kept: the Illinois rule halves a twice-kept end's gap
     while passes < max_passes and abs(best.value - target) > spec.tolerance(target):
-        middle = (good + bad) / 2
-        trial = code(middle)
+        share = good_gap / (good_gap - bad_gap) if good_gap != bad_gap else 0.5
+        trial_at = good + min(max(share, 0.05), 0.95) * (bad - good)  # stay strictly inside the bracket
+        trial = code(trial_at)
+        gap = spec.axis(trial.value) - spec.axis(target)
         if trial.met:
-            good, best = middle, trial
+            good, best, good_gap = trial_at, trial, gap
+            bad_gap = bad_gap / 2 if kept == "bad" else bad_gap
+            kept = "bad"
         else:
-            bad = middle
+            bad, bad_gap = trial_at, gap
+            good_gap = good_gap / 2 if kept == "good" else good_gap
+            kept = "good"
     best.passes = passes
     return best
 
