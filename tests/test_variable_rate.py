@@ -175,6 +175,8 @@ def test_target_bpp_lands_just_under_the_target(model, crop):
     result = code_at_target(model, crop, "bpp", target)
     assert result.met and 0.97 * target <= result.value <= target and result.passes <= MAX_PASSES
     assert unpack(result.data)[0].lmbda == result.lmbda
+    quick = code_at_target(model, crop, "bpp", 0.3)  # false position: 5 passes here, bisection took 11
+    assert quick.met and 0.99 * 0.3 <= quick.value <= 0.3 and quick.passes <= 6
     unreachable = code_at_target(model, crop, "bpp", ends[0] / 2)
     assert not unreachable.met and unreachable.lmbda == float(np.float32(LOW)) and unreachable.passes == 2
 
