@@ -1,7 +1,7 @@
 """What `kdic compress --target-bpp / --target-psnr` costs and how close it lands (issue 13.3), on Kodak.
 
-For each target, every image is coded by ``kdic.codec.target.code_at_target`` (bisection in log lambda
-on real coding, the same function the CLI calls); the report gives, per target, the coding passes
+For each target, every image is coded by ``kdic.codec.target.code_at_target`` (the root search in
+log lambda on real coding that the CLI calls); the report gives, per target, the coding passes
 (mean, max) and how far the chosen file lands from the target (mean and largest gap, on the
 acceptable side unless the target is out of the model's reach, which is counted apart).
 
@@ -34,8 +34,8 @@ def measure(role: str, data: Path, targets: list[tuple[str, float]], limit: int)
         rows = []
         for name, image in tqdm(images, desc=f"{role} {metric} {target:g}", leave=False):
             result = code_at_target(model, image, metric, target)
-            rows.append({"image": name, "lmbda": result.lmbda, "value": result.value, "passes": result.passes})
-            rows[-1]["met"] = result.met
+            row = {"image": name, "lmbda": result.lmbda, "value": result.value, "passes": result.passes}
+            rows.append({**row, "met": result.met})
         met = [r for r in rows if r["met"]]
         gaps = [abs(r["value"] - target) for r in met]
         summary[f"{metric}={target:g}"] = {
