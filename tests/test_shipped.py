@@ -108,6 +108,7 @@ def test_shipped_weights_errors_are_one_line(weights_dir, photo, tmp_path, capsy
         (["--model", "teacher", "--weights", str(fixed)], "cannot be combined with --weights"),
         (["--model", "kdic-tiny"], "no bundled weights for 'kdic-tiny'"),
         (["--weights", str(fixed), "--quality", "2"], "--quality needs variable-rate weights"),
+        (["--refine", "-1"], "refinement steps must be 0 to 1000"),
     ]
     for args, message in cases:
         assert main(["compress", str(photo), "-o", str(tmp_path / "x.kdic"), *args]) == 2
@@ -226,3 +227,27 @@ def test_shipped_student_codes_borders_about_as_well_as_the_interior():
             assert error[band].mean() <= 1.25 * error[~band].mean() + 0.3, (lmbda, level)
             _, pixel, _ = encode_image(model, np.full((1, 1, 3), level, np.uint8), estimate=False, lmbda=lmbda)
             assert np.abs(pixel.astype(int) - level).max() <= error[~band].max() + 1, (lmbda, level)
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no shipped weights in this checkout ({SHIPPED} missing)")
+def test_refined_latents_code_a_lower_rd_loss_into_ordinary_files(tmp_path):
+    """Encoder-side refinement on the shipped student: the real file's bits per pixel plus
+    lambda*255^2*MSE of its decoded pixels drop, the file decodes with the plain decoder to the
+    encoder's reconstruction, and the same image gives the same bytes twice."""
+    from kdic.codec import decode_bytes
+
+    model = kdic.load(SHIPPED)
+    image = read_image(sample_image_path())[128:320, 256:512]
+    lmbda = quality_lmbda(DEFAULT_QUALITY)
+
+    def rd_loss(data: bytes, decoded: np.ndarray) -> float:
+        mse = np.mean((decoded.astype(np.float64) - image) ** 2) / 255**2
+        return 8 * len(data) / image[..., 0].size + _stored(lmbda) * 255**2 * mse
+
+    plain, plain_pixels, _ = encode_image(model, image, lmbda=lmbda)
+    refined, refined_pixels, report = encode_image(model, image, lmbda=lmbda, refine_steps=10)
+    assert report.timings["latent refinement"] > 0
+    decoded, _ = decode_bytes(model, refined)
+    assert refined != plain and (decoded == refined_pixels).all()
+    assert rd_loss(refined, decoded) < 0.98 * rd_loss(plain, plain_pixels)  # measured: 0.971
+    assert encode_image(model, image, lmbda=lmbda, refine_steps=10)[0] == refined

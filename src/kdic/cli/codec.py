@@ -14,7 +14,17 @@ from tqdm import tqdm
 
 from ..data import DEFAULT_QUALITY, DEFAULT_ROLE, LAMBDA_RANGE, QUALITY_RANGE, ROLES, quality_lmbda
 from ..errors import KdicError
-from .common import KDIC_SUFFIX, add_quiet, code_each, command, create, plan_outputs, set_threads, timings_line
+from .common import (
+    KDIC_SUFFIX,
+    add_quiet,
+    add_refine_argument,
+    code_each,
+    command,
+    create,
+    plan_outputs,
+    set_threads,
+    timings_line,
+)
 
 if TYPE_CHECKING:
     from ..codec.bitstream import Header
@@ -86,6 +96,7 @@ def _configure_compress(p: argparse.ArgumentParser, argv: Sequence[str]) -> None
         help="variable-rate weights: per image, the lambda whose decoded PSNR is at least this (dB)",
     )
     p.add_argument("--max-passes", type=int, default=12, help="coding passes a --target search may take")
+    add_refine_argument(p)
     p.set_defaults(func=compress)
 
 
@@ -99,7 +110,9 @@ def compress(args: argparse.Namespace) -> int:
 
     pairs = plan_outputs(args.inputs, args.output, IMAGE_SUFFIXES, KDIC_SUFFIX, args.force)
     model = _encoder_model(args)
-    choice = choose_rate(model, args.lmbda, args.target_bpp, args.target_psnr, args.max_passes, args.quality)
+    choice = choose_rate(
+        model, args.lmbda, args.target_bpp, args.target_psnr, args.max_passes, args.quality, args.refine
+    )
     report_more = args.verbose and not args.quiet
     loaded = time.perf_counter() - started
 

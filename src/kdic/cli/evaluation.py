@@ -11,7 +11,7 @@ from pathlib import Path
 from ..data import DEFAULT_RATES
 from ..errors import KdicError
 from ..eval.bdrate import METHODS, METRICS
-from .common import add_quiet, checked_folder, command, write_json
+from .common import add_quiet, add_refine_argument, checked_folder, command, write_json
 
 VTM_ANCHOR = "../shared/data/anchors/summary_psnr_rgb.json#kodak/compressai/vtm"
 
@@ -44,6 +44,7 @@ def _configure_eval(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     p.add_argument("-o", "--output", required=True, help="results JSON to write")
     p.add_argument("--name", help="curve name (default: the model name)")
     p.add_argument("--bitstreams", help="existing folder to keep the .kdic files in")
+    add_refine_argument(p)
     add_quiet(p)
     p.set_defaults(func=evaluate)
 
@@ -60,7 +61,9 @@ def evaluate(args: argparse.Namespace) -> int:
 
     images = load_validation(args.data, args.limit)
     rates = tuple(args.lmbdas) if args.lmbdas else args.rates or DEFAULT_RATES
-    result = evaluate_weights(args.weights, images, args.name, Path(args.data).name, bitstreams, args.quiet, rates)
+    result = evaluate_weights(
+        args.weights, images, args.name, Path(args.data).name, bitstreams, args.quiet, rates, args.refine
+    )
     write_json(result, args.output)
     if not args.quiet:
         r, meta = result["results"], result["meta"]

@@ -31,6 +31,7 @@ from ..entropy.latent import ParameterPath
 from ..errors import BitstreamError, ConfigError
 from ..models import LearnedImageCodec
 from .bitstream import DIGEST_BYTES, EXACT_VERSION, PACKED_VERSION, TILE_STEP, Header, pack, unpack
+from .refine import check_refine_steps, refine_latent
 
 ENTROPY_TILE = 128  # latent units per entropy tile side (2048 pixels): rate cost < 0.5% on 12 MP
 TRANSFORM_TILE = 64  # latent units per transform tile side (1024 pixels): about 1 GB of working memory
@@ -161,6 +162,17 @@ def _analyse(model: LearnedImageCodec, image: np.ndarray, box: Box, latent: tupl
     return y
 
 
+def _refine(
+    model: LearnedImageCodec, image: np.ndarray, box: Box, y: Tensor, lmbda: float | None, steps: int
+) -> Tensor:
+    """``refine_latent`` on one entropy tile, against the tile's pixels (those inside the image)."""
+    stride = model.latent_stride
+    top, left = stride * box[0], stride * box[2]
+    pixels = _pixels(image, (top, stride * box[1]), (left, stride * box[3]))
+    valid = (min(pixels.shape[-2], image.shape[0] - top), min(pixels.shape[-1], image.shape[1] - left))
+    return refine_latent(model, pixels, valid, y, lmbda, steps)
+
+
 @torch.no_grad()
 def synthesize_image(
     model: LearnedImageCodec,
@@ -225,16 +237,19 @@ def encode_image(
     reconstruct: bool = True,
     entropy_tile: int = ENTROPY_TILE,
     lmbda: float | None = None,
+    refine_steps: int = 0,
 ) -> tuple[bytes, np.ndarray | None, CodingReport]:
     """Compress an (H, W, 3) or gray (H, W) uint8 image, tile by tile in bounded memory.
 
     ``lmbda`` is the rate point of a variable-rate model (required there, refused by fixed-rate
     ones, whose header records the weights' own lambda). Returns (file bytes, the decoder's
     reconstruction or None, report); the rate estimate and the reconstruction cost extra passes,
-    so they are computed only when asked for.
+    so they are computed only when asked for. ``refine_steps`` > 0 refines each tile's latent for the
+    decoder before coding it (``kdic.codec.refine``): slower encoding, the same decoder.
     """
     model.eval()
     lmbda = coded_lmbda(model, lmbda)
+    check_refine_steps(model, refine_steps)
     height, width = image.shape[:2]
     header = Header(
         model.config.name,
@@ -254,6 +269,8 @@ def encode_image(
     estimated_bits, symbols = 0.0, 0
     for box in entropy_tiles(latent, entropy_tile):
         y = model.scale_latent(_timed(timings, "analysis transform", _analyse, model, image, box, latent), lmbda)
+        if refine_steps:
+            y = _timed(timings, "latent refinement", _refine, model, image, box, y, lmbda, refine_steps)
         coded = _timed(timings, "entropy coding", model.compress_latent, y)
         streams += coded["strings"]
         symbols += coded["symbols"]

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..models import LearnedImageCodec
 from .distortion import psnr_uint8
 from .pipeline import CodingReport, encode_image
+from .refine import check_refine_steps
 
 MAX_PASSES = 12  # 2 ends + 10 searches (bisection alone would get lambda to 0.6% over 0.000569..0.178)
 
@@ -72,8 +73,10 @@ def code_at_target(
     target: float,
     max_passes: int = MAX_PASSES,
     reconstruct: bool = False,
+    refine_steps: int = 0,
 ) -> TargetResult:
-    """Code ``image`` at the lambda that meets ``target`` (``metric`` is a ``TARGETS`` key)."""
+    """Code ``image`` at the lambda that meets ``target`` (``metric`` is a ``TARGETS`` key); every pass
+    refines its latent ``refine_steps`` steps, so the search sees the file it will write."""
     if metric not in TARGETS:
         raise ConfigError(f"unknown target {metric!r}; known: {', '.join(TARGETS)}")
     if not model.variable_rate:
@@ -88,7 +91,12 @@ def code_at_target(
         passes += 1
         lmbda = float(np.float32(math.exp(log_lmbda)))  # as the header records it
         data, recon, report = encode_image(
-            model, image, estimate=False, reconstruct=reconstruct or spec.needs_reconstruction, lmbda=lmbda
+            model,
+            image,
+            estimate=False,
+            reconstruct=reconstruct or spec.needs_reconstruction,
+            lmbda=lmbda,
+            refine_steps=refine_steps,
         )
         value = spec.measure(image, recon, report)
         return TargetResult(lmbda, data, recon, report, value, passes, spec.meets(value, target))
@@ -125,12 +133,14 @@ def code_at_target(
 
 @dataclass(frozen=True)
 class RateChoice:
-    """How each image is coded: at the model's own lambda, at ``lmbda``, or at a ``metric`` target."""
+    """How each image is coded: at the model's own lambda, at ``lmbda``, or at a ``metric`` target;
+    with ``refine_steps`` of encoder-side latent refinement (``kdic.codec.refine``)."""
 
     lmbda: float | None = None
     metric: str | None = None
     target: float | None = None
     max_passes: int = MAX_PASSES
+    refine_steps: int = 0
 
 
 def choose_rate(
@@ -140,10 +150,12 @@ def choose_rate(
     target_psnr: float | None = None,
     max_passes: int = MAX_PASSES,
     quality: float | None = None,
+    refine_steps: int = 0,
 ) -> RateChoice:
     """The rate the options ask for, checked once before any image is read: variable-rate weights code
     at ``quality`` (``DEFAULT_QUALITY`` when no option is given), ``lmbda`` or a target; fixed-rate ones
     at their own lambda only."""
+    check_refine_steps(model, refine_steps)
     asked = {"--quality": quality, "--lmbda": lmbda, "--target-bpp": target_bpp, "--target-psnr": target_psnr}
     given = [flag for flag, value in asked.items() if value is not None]
     if len(given) > 1:
@@ -154,14 +166,17 @@ def choose_rate(
                 f"{given[0]} needs variable-rate weights; {model.config.name} is fixed-rate "
                 f"(lambda {model.lmbda}): it codes at that rate only"
             )
-        return RateChoice()
+        return RateChoice(refine_steps=refine_steps)
     if target_bpp is None and target_psnr is None:
         chosen = lmbda if lmbda is not None else quality_lmbda(DEFAULT_QUALITY if quality is None else quality)
         model.check_lmbda(chosen)
-        return RateChoice(lmbda=chosen)
+        return RateChoice(lmbda=chosen, refine_steps=refine_steps)
     metric = "bpp" if target_bpp is not None else "psnr"
     return RateChoice(
-        metric=metric, target=target_bpp if target_bpp is not None else target_psnr, max_passes=max_passes
+        metric=metric,
+        target=target_bpp if target_bpp is not None else target_psnr,
+        max_passes=max_passes,
+        refine_steps=refine_steps,
     )
 
 
@@ -171,9 +186,11 @@ def code_at(
     """Code ``image`` as ``choice`` says; without a target, one pass (``value`` is its bpp)."""
     if choice.metric is not None:
         assert choice.target is not None  # choose_rate sets a metric together with its target
-        return code_at_target(model, image, choice.metric, choice.target, choice.max_passes, reconstruct)
+        return code_at_target(
+            model, image, choice.metric, choice.target, choice.max_passes, reconstruct, choice.refine_steps
+        )
     data, reconstruction, report = encode_image(
-        model, image, estimate=estimate, reconstruct=reconstruct, lmbda=choice.lmbda
+        model, image, estimate=estimate, reconstruct=reconstruct, lmbda=choice.lmbda, refine_steps=choice.refine_steps
     )
     return TargetResult(
         choice.lmbda if choice.lmbda is not None else model.lmbda,

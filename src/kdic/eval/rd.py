@@ -21,14 +21,20 @@ POINT_KEYS = ("bpp", "estimated_bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time"
 
 
 def evaluate_model(
-    model, images: list[tuple[str, np.ndarray]], bitstream_dir: Path, quiet: bool = False, lmbda: float | None = None
+    model,
+    images: list[tuple[str, np.ndarray]],
+    bitstream_dir: Path,
+    quiet: bool = False,
+    lmbda: float | None = None,
+    refine_steps: int = 0,
 ) -> dict:
-    """One rate point (``lmbda`` of a variable-rate model): every image compressed to a file, read
-    back, decoded (at the lambda its header records) and measured."""
+    """One rate point (``lmbda`` of a variable-rate model): every image compressed to a file (its
+    latent refined ``refine_steps`` steps), read back, decoded (at the lambda its header records) and
+    measured."""
     rows = []
     for name, image in tqdm(images, desc=model.config.name, disable=quiet, leave=False, unit="image"):
         start = time.perf_counter()
-        data, _, report = encode_image(model, image, lmbda=lmbda)
+        data, _, report = encode_image(model, image, lmbda=lmbda, refine_steps=refine_steps)
         encode_seconds = time.perf_counter() - start
         path = bitstream_dir / (Path(name).stem + ".kdic")
         path.write_bytes(data)
@@ -75,6 +81,7 @@ def evaluate_weights(
     bitstream_root: Path | None = None,
     quiet: bool = False,
     rates: tuple[float, ...] | int = DEFAULT_RATES,
+    refine_steps: int = 0,
 ) -> dict:
     """A CompressAI-format RD curve, sorted by rate: one point per fixed-rate weights file and one
     per lambda of ``rates`` (see ``rate_points``) of a variable-rate one."""
@@ -86,7 +93,7 @@ def evaluate_weights(
                 suffix = "" if lmbda is None else f"-lambda{lmbda:.5g}"
                 folder = (bitstream_root or Path(scratch)) / f"{index:02d}-{model.config.name}{suffix}"
                 folder.mkdir(parents=True, exist_ok=True)
-                point = evaluate_model(model, images, folder, quiet, lmbda)
+                point = evaluate_model(model, images, folder, quiet, lmbda, refine_steps)
                 point.update(
                     weights=str(path),
                     lmbda=model.lmbda if lmbda is None else float(np.float32(lmbda)),
@@ -108,6 +115,7 @@ def evaluate_weights(
             "machine": platform.processor() or platform.machine(),
             "dataset": dataset,
             "images": len(images),
+            "refine_steps": refine_steps,
             "lmbda": [p["lmbda"] for p in points],
             "weights": [p["weights"] for p in points],
             "weights_digest": [p["weights_digest"] for p in points],
