@@ -249,5 +249,5 @@ def test_refined_latents_code_a_lower_rd_loss_into_ordinary_files(tmp_path):
     assert report.timings["latent refinement"] > 0
     decoded, _ = decode_bytes(model, refined)
     assert refined != plain and (decoded == refined_pixels).all()
-    assert rd_loss(refined, decoded) < 0.98 * rd_loss(plain, plain_pixels)  # measured: 0.971
+    assert rd_loss(refined, decoded) < 0.98 * rd_loss(plain, plain_pixels)  # measured: 0.974
     assert encode_image(model, image, lmbda=lmbda, refine_steps=10)[0] == refined
