@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,8 @@ def test_eval_writes_compressai_results_from_real_files(tmp_path, sample_images)
     assert merged["meta"]["weights"] == result["meta"]["weights"] and merged["name"] == "merged"
     with pytest.raises(ValueError):
         merge_curves([halves[0], {**halves[1], "meta": {**halves[1]["meta"], "images": 5}}], "mixed")
+    with pytest.raises(ValueError, match="refine"):
+        merge_curves([halves[0], {**halves[1], "meta": {**halves[1]["meta"], "refine_steps": 10}}], "mixed")
 
 
 @pytest.mark.parametrize("method", ["pchip", "cubic", "akima"])
@@ -181,3 +184,37 @@ def test_cli_bdrate_against_itself(tmp_path, capsys):
         warnings.simplefilter("error")
         assert main(["bdrate", str(path), "--anchor", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)
+
+
+def _split(curve: dict, indices: list[int]) -> dict:
+    """The points ``indices`` of a ``kdic eval`` result, as if evaluated alone."""
+    per_point = ("lmbda", "weights", "weights_digest")
+    meta = {k: [v[i] for i in indices] if k in per_point else v for k, v in curve["meta"].items()}
+    results = {k: [v[i] for i in indices] for k, v in curve["results"].items()}
+    return {**curve, "results": results, "meta": meta, "per_image": [curve["per_image"][i] for i in indices]}
+
+
+def test_cli_merge_rebuilds_a_curve_split_by_lmbdas(tmp_path, capsys):
+    from kdic.cli import main
+
+    root = Path(__file__).resolve().parents[1] / "results" / "vr"
+    whole = json.loads((root / "extended" / "kodak" / "student.json").read_text())
+    count = len(whole["results"]["bpp"])
+    parts = [_split(whole, list(range(1, count, 2))), _split(whole, list(range(0, count, 2)))]
+    paths = [tmp_path / "odd.json", tmp_path / "even.json"]
+    for path, part in zip(paths, parts):
+        path.write_text(json.dumps(part))
+    out = tmp_path / "merged.json"
+    assert main(["merge", *map(str, paths), "-o", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert merged["results"] == whole["results"] and merged["meta"]["lmbda"] == whole["meta"]["lmbda"]
+    refined = tmp_path / "refined.json"
+    refined.write_text((root / "refine" / "kodak" / "student-refine10.json").read_text())
+    not_a_result = tmp_path / "other.json"
+    not_a_result.write_text(json.dumps({"name": "x", "results": {"bpp": [0.1]}}))
+    capsys.readouterr()
+    for bad in (refined, not_a_result):
+        assert main(["merge", str(paths[0]), str(bad), "-o", str(tmp_path / "bad.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("kdic: error: cannot merge") and err.count("\n") == 1
+    assert not (tmp_path / "bad.json").exists()

@@ -1,4 +1,4 @@
-"""``kdic eval``, ``bdrate``, ``plot``, ``baselines`` and ``energy``: measuring codecs and features."""
+"""``kdic eval``, ``merge``, ``bdrate``, ``plot``, ``baselines`` and ``energy``: measuring codecs and features."""
 
 from __future__ import annotations
 
@@ -76,6 +76,31 @@ def evaluate(args: argparse.Namespace) -> int:
                 f"decode {r['decoding_time'][i]:.3f} s"
             )
         print(f"results written to {args.output}")
+    return 0
+
+
+@command("merge", "one curve from several 'kdic eval' results of the same images (a curve split by --lmbdas)")
+def _configure_merge(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    p.add_argument("curves", nargs="+", help="'kdic eval' result files")
+    p.add_argument("-o", "--output", required=True, help="merged results JSON to write")
+    p.add_argument("--name", help="curve name (default: the first file's)")
+    p.set_defaults(func=merge)
+
+
+def merge(args: argparse.Namespace) -> int:
+    from ..eval.rd import merge_curves
+    from ..fileio import read_json
+
+    checked_folder(args.output)
+    curves = [read_json(path, "result file", KdicError) for path in args.curves]
+    try:
+        merged = merge_curves(curves, args.name or curves[0]["name"])
+    except ValueError as exc:
+        raise KdicError(f"cannot merge: {exc}") from None
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise KdicError("cannot merge: a file is not a 'kdic eval' result (no results, meta or per_image)") from None
+    write_json(merged, args.output)
+    print(f"{len(merged['results']['bpp'])} rate points written to {args.output}")
     return 0
 
 

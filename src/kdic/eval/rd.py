@@ -132,6 +132,9 @@ def merge_curves(curves: list[dict], name: str) -> dict:
     images = {c["meta"]["images"] for c in curves}
     if len(datasets) > 1 or len(images) > 1:
         raise ValueError(f"curves come from different data ({sorted(datasets)}, {sorted(images)} images)")
+    refine = {c["meta"].get("refine_steps", 0) for c in curves}
+    if len(refine) > 1:
+        raise ValueError(f"curves were coded with different --refine steps ({sorted(refine)})")
     points = []
     for curve in curves:
         for i in range(len(curve["results"]["bpp"])):
