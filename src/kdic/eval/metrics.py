@@ -13,6 +13,7 @@ from pytorch_msssim import ms_ssim
 
 from ..codec.distortion import psnr_uint8
 from ..codec.pipeline import pad_to_multiple, to_tensor, to_uint8
+from ..models import LearnedImageCodec
 
 MS_SSIM_MIN_SIDE = 161  # pytorch_msssim's 5 scales need both sides > 160 px
 
@@ -47,3 +48,10 @@ def estimate_rd(
         bpps.append(float(rate_bpp(out["likelihoods"], h * w)))
         psnrs.append(psnr_uint8(to_uint8(out["x_hat"].clamp(0, 1)[..., :h, :w].cpu()), image))
     return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
+
+
+def unrounded_forward(model: LearnedImageCodec, x: torch.Tensor, lmbda: float | None) -> dict:
+    """``model(x, lmbda)`` with the latent left unrounded (its likelihoods as coded): the PSNR the
+    transforms reach without quantization, which bounds what any rate buys (scripts/autoencoder_ceiling.py)."""
+    y = model.scale_latent(model.g_a(x), lmbda)
+    return {"x_hat": model.g_s(model.unscale_latent(y, lmbda)), "likelihoods": model.latent_likelihoods(y)}
