@@ -94,7 +94,7 @@ def merge(args: argparse.Namespace) -> int:
     checked_folder(args.output)
     curves = [read_json(path, "result file", KdicError) for path in args.curves]
     try:
-        merged = merge_curves(curves, args.name or curves[0]["name"])
+        merged = merge_curves(curves, args.name or str(curves[0]["name"]))
     except ValueError as exc:
         raise KdicError(f"cannot merge: {exc}") from None
     except (KeyError, IndexError, TypeError, AttributeError):
