@@ -69,7 +69,7 @@ def run_config(data: Path, limit: int, out: Path, files: Path, measure_rate: boo
             if measure_rate:
                 from kdic.codec.pipeline import _analyse  # the encoder's own analysis of the (single) tile
 
-                y = model.scale_latent(_analyse(model, image, (0, y_shape[2], 0, y_shape[3]), y_shape[2:]), lmbda)
+                y = _analyse(model, image, (0, y_shape[2], 0, y_shape[3]), y_shape[2:], lmbda)
                 row["float_stream_bytes"] = sum(map(len, model.latent_codec.compress(y, float_path)["strings"]))
                 row["exact_stream_bytes"] = sum(map(len, streams))
             rows.append(row)

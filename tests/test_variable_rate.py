@@ -399,3 +399,61 @@ def test_a_variable_rate_model_reanchored_over_a_wider_range_codes_its_old_range
         assert fewer_bits > old(x, old.rate.lmbdas[0])["likelihoods"]["y"].log().sum()
     with pytest.raises(kdic.KdicError, match="other anchor lambdas"):
         init_from(LearnedImageCodec(with_variable_rate(get_config("s2c-hybrid-tiny"), wider)), old, "student")
+
+
+# -- lambda-conditioned modulation ("modulated" rate method) --------------------------------------
+def test_modulated_model_from_gain_weights_writes_the_same_files_until_its_tables_move(crop):
+    """Modulation tables start at identity: gain-unit weights loaded into a modulated config code
+    byte-identical payloads (the header's weights digest differs); a moved table changes the coding
+    at its lambda, and only there."""
+    from kdic.train.setup import init_from
+
+    gain = kdic.load(bundled_weights("student"))
+    config = with_variable_rate(gain.config, method="modulated")
+    assert config_from_dict(to_dict(config)) == config and config.variable_rate.method == "modulated"
+    modulated = LearnedImageCodec(config).eval()
+    init_from(modulated, gain, "student")
+    anchors, hidden = len(config.variable_rate.lmbdas), [out for _, out in config.transform.stage_widths]
+    encoder_stages = len(config.transform.encoder)
+    tables = modulated.rate.tables()
+    assert tables["encoder_log_scale.0"].shape == (anchors, hidden[0])
+    assert tables["decoder_shift.0"].shape == (anchors, hidden[encoder_stages])
+    assert len([name for name in tables if name.startswith("decoder_shift.")]) == len(config.transform.decoder) - 1
+
+    def payload(model: LearnedImageCodec, lmbda: float) -> list[bytes]:
+        return unpack(encode_image(model, crop, lmbda=lmbda)[0])[1]
+
+    for lmbda in (0.0007, 0.013, 0.17):
+        assert payload(modulated, lmbda) == payload(gain, lmbda)
+    with torch.no_grad():
+        modulated.rate.encoder_shift[0][-1].fill_(0.05)  # the top anchor only
+        modulated.rate.decoder_shift[0][-1].fill_(0.05)
+    low, high = config.variable_rate.lmbdas[0], config.variable_rate.lmbdas[-1]
+    assert payload(modulated, low) == payload(gain, low)
+    data, decoded, _ = encode_image(modulated, crop, lmbda=high)
+    assert unpack(data)[1] != payload(gain, high)
+    assert np.array_equal(decode_bytes(modulated, data)[0], decoded)  # its own files decode exactly
+
+
+def test_teacher_guided_student_carries_the_modulation_tables(vr_teacher):
+    from kdic.distill import build_distillation, derive_student, load_strategy
+
+    torch.manual_seed(1)
+    teacher = LearnedImageCodec(with_variable_rate(vr_teacher.config, method="modulated")).eval()
+    with torch.no_grad():
+        for table in teacher.rate.tables().values():
+            table.add_(0.1 * torch.randn_like(table))
+    student = derive_student(teacher.config, "kdic-tiny-vr", stage1_channels=16)
+    assert student.variable_rate == teacher.config.variable_rate
+    module, _ = build_distillation(teacher, student, load_strategy("smodi"), 40, teacher_init=True)
+    for name, table in module.student.rate.tables().items():
+        theirs = teacher.rate.tables()[name]
+        assert torch.equal(table, theirs[:, : table.shape[1]]), name
+
+
+def test_unknown_rate_method_is_one_line(tmp_path, capsys):
+    argv = ["train", "--model", "kdic-tiny", "--variable-rate", "--rate-method", "film", "--data", str(SAMPLES)]
+    assert main([*argv, "--run-dir", str(tmp_path / "run"), "--steps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "film" in err and "modulated" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()

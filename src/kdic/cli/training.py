@@ -141,6 +141,14 @@ def _configure_train(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
         help="anchor lambdas of --variable-rate, increasing (default: the shipped models' eleven, "
         f"{LAMBDA_RANGE[0]:g} to {LAMBDA_RANGE[1]:g})",
     )
+    p.add_argument(
+        "--rate-method",
+        metavar="NAME",
+        help="how a variable-rate model adapts to lambda, a registered rate method (default: the model's, "
+        "else 'gain', gain units): 'modulated' "
+        "adds lambda-conditioned channel modulation to both transforms (docs/variable_rate.md); from "
+        "gain-unit weights it starts coding exactly as they do",
+    )
     p.set_defaults(func=train)
     _apply_recipe(p, "train", argv)
 
@@ -273,7 +281,12 @@ def train(args: argparse.Namespace) -> int:
     from ..distill.strategy import load_strategy
 
     config = model_to_train(
-        args.model, args.init, args.variable_rate, tuple(args.lmbdas) if args.lmbdas else None, args.padding
+        args.model,
+        args.init,
+        args.variable_rate,
+        tuple(args.lmbdas) if args.lmbdas else None,
+        args.padding,
+        args.rate_method,
     )
     if args.lmbda is None and config.variable_rate is None:
         raise KdicError("pass --lmbda (or --variable-rate to train one model for a range of lambdas)")

@@ -147,13 +147,16 @@ def _pixels(image: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> 
     return region.float().div_(255)
 
 
-def _analyse(model: LearnedImageCodec, image: np.ndarray, box: Box, latent: tuple[int, int]) -> Tensor:
-    """y of one entropy tile, transform tile by transform tile, each from its pixels plus a margin."""
+def _analyse(
+    model: LearnedImageCodec, image: np.ndarray, box: Box, latent: tuple[int, int], lmbda: float | None
+) -> Tensor:
+    """y as coded at ``lmbda`` of one entropy tile, transform tile by transform tile, each from its pixels
+    plus a margin."""
     y = torch.empty(1, model.config.transform.latent_channels, box[1] - box[0], box[3] - box[2])
     for r0, r1, c0, c1 in tile_grid(box, TRANSFORM_TILE):
         (top, bottom), (left, right) = _with_margin(r0, r1, latent[0]), _with_margin(c0, c1, latent[1])
         stride = model.latent_stride
-        y_tile = model.g_a(_pixels(image, (stride * top, stride * bottom), (stride * left, stride * right)))
+        y_tile = model.analyze(_pixels(image, (stride * top, stride * bottom), (stride * left, stride * right)), lmbda)
         y[..., r0 - box[0] : r1 - box[0], c0 - box[2] : c1 - box[2]] = y_tile[
             ..., r0 - top : r1 - top, c0 - left : c1 - left
         ]
@@ -268,7 +271,7 @@ def encode_image(
     y_hat = torch.empty(1, model.config.transform.latent_channels, *latent) if reconstruct else None
     estimated_bits, symbols = 0.0, 0
     for box in entropy_tiles(latent, entropy_tile):
-        y = model.scale_latent(_timed(timings, "analysis transform", _analyse, model, image, box, latent), lmbda)
+        y = _timed(timings, "analysis transform", _analyse, model, image, box, latent, lmbda)
         if refine_steps:
             y = _timed(timings, "latent refinement", _refine, model, image, box, y, lmbda, refine_steps)
         coded = _timed(timings, "entropy coding", model.compress_latent, y)

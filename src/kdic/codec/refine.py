@@ -81,9 +81,7 @@ def refine_latent(
                 with torch.enable_grad():
                     coded = codec(latent)
                     # straight-through values are the rounded ones: this is the decoder's distortion
-                    distortion = torch.mean(
-                        (model.g_s(model.unscale_latent(coded["y_hat"], lmbda))[..., :rows, :cols] - target) ** 2
-                    )
+                    distortion = torch.mean((model.reconstruct(coded["y_hat"], lmbda)[..., :rows, :cols] - target) ** 2)
                 codec.eval()  # what coding this latent costs, within 0.1% of the file (rounded, not noisy)
                 with torch.no_grad():
                     coded_bits = sum(float(bits(lik)) for lik in codec(latent)["likelihoods"].values())

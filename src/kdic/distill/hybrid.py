@@ -226,14 +226,17 @@ class DistillationModule(nn.Module):
         def stage(k: int, h: Tensor) -> Tensor:
             return self._student_stage(k)(h) if f"stage{k}" in swap else teacher.stage(k)(h)
 
-        h = x
-        for k in range(1, self.encoder_stages + 1):
-            h = stage(k, h)
-        latent = view(teacher.scale_latent(h, lmbda))
+        def transform(h: Tensor, first: int, last: int, decoder: bool) -> Tensor:
+            # features between stages are the teacher's width (the adapters see to it): its modulation
+            modulate = teacher.modulation(decoder, lmbda)
+            for k in range(first, last + 1):
+                h = stage(k, h if k == first or modulate is None else modulate(k - first - 1, h))
+            return h
+
+        latent = view(teacher.scale_latent(transform(x, 1, self.encoder_stages, False), lmbda))
         h = teacher.unscale_latent(latent["y_hat"], lmbda)
-        for k in range(self.encoder_stages + 1, self.student.stage_count + 1):
-            h = stage(k, h)
-        return {"x_hat": h, "likelihoods": latent["likelihoods"]}
+        x_hat = transform(h, self.encoder_stages + 1, self.student.stage_count, True)
+        return {"x_hat": x_hat, "likelihoods": latent["likelihoods"]}
 
     def _part_pairs(self, parts: tuple[str, ...]) -> list[tuple[nn.Module, Callable[[Tensor], Tensor]]]:
         """(teacher module, student function) pairs whose outputs an explicit loss compares."""
@@ -300,10 +303,10 @@ class DistillationModule(nn.Module):
             for handle in handles:
                 handle.remove()
         with torch.no_grad():
-            y = self.teacher.g_a.forward_stages(x)
+            y = self.teacher.analyze_stages(x, lmbda)
             targets = dict(enumerate(y, start=1))
             y_hat = self.teacher.latent_codec(self.teacher.scale_latent(y[-1], lmbda))["y_hat"]
-            decoded = self.teacher.g_s.forward_stages(self.teacher.unscale_latent(y_hat, lmbda))
+            decoded = self.teacher.reconstruct_stages(y_hat, lmbda)
             targets.update(enumerate(decoded, start=self.encoder_stages + 1))
         terms = []
         for k, feature in captured.items():

@@ -98,17 +98,18 @@ def model_to_train(
     variable_rate: bool = False,
     lmbdas: tuple[float, ...] | None = None,
     padding: Literal["zeros", "replicate"] | None = None,
+    rate_method: str | None = None,
 ) -> ModelConfig:
     """The model a training run trains: ``model`` (preset or JSON) or else the ``init`` weights' own,
-    made variable-rate (over ``lmbdas``) and given ``padding`` if asked."""
+    made variable-rate (over ``lmbdas``, by ``rate_method``) and given ``padding`` if asked."""
     if model is not None:
         config = config_for(model)
     elif init is not None:
         config = read_config(init)
     else:
         raise KdicError("pass --model PRESET (or a config JSON), or --init WEIGHTS to start from a trained model")
-    if variable_rate or lmbdas:
-        config = with_variable_rate(config, lmbdas)
+    if variable_rate or lmbdas or rate_method:
+        config = with_variable_rate(config, lmbdas, rate_method)
     return replace(config, padding=padding) if padding is not None else config
 
 

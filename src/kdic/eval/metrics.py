@@ -53,5 +53,5 @@ def estimate_rd(
 def unrounded_forward(model: LearnedImageCodec, x: torch.Tensor, lmbda: float | None) -> dict:
     """``model(x, lmbda)`` with the latent left unrounded (its likelihoods as coded): the PSNR the
     transforms reach without quantization, which bounds what any rate buys (scripts/autoencoder_ceiling.py)."""
-    y = model.scale_latent(model.g_a(x), lmbda)
-    return {"x_hat": model.g_s(model.unscale_latent(y, lmbda)), "likelihoods": model.latent_likelihoods(y)}
+    y = model.analyze(x, lmbda)
+    return {"x_hat": model.reconstruct(y, lmbda), "likelihoods": model.latent_likelihoods(y)}

@@ -16,7 +16,7 @@ from ..entropy.latent import NEWEST, ParameterPath
 from ..errors import ConfigError
 from ..layers import BLOCKS, RESAMPLERS, AttentionBlock
 from .config import ModelConfig, StageConfig, TransformConfig
-from .rate import RATE_METHODS, GainUnits
+from .rate import RATE_METHODS, GainUnits, Modulation
 
 
 class Stage(nn.Module):
@@ -58,23 +58,24 @@ class Stage(nn.Module):
 
 
 class Transform(nn.Module):
-    """Stages applied in order; ``forward_stages`` also returns every stage output."""
+    """Stages applied in order; ``forward_stages`` also returns every stage output (as the stage gave
+    it, before a rate method's ``modulate`` maps it to the next stage's input)."""
 
     def __init__(self, stages: list[Stage]) -> None:
         super().__init__()
         self.stages = nn.ModuleList(stages)
 
-    def forward_stages(self, x: Tensor) -> list[Tensor]:
+    def forward_stages(self, x: Tensor, modulate: Modulation | None = None) -> list[Tensor]:
         outputs = []
-        for stage in self.stages:
+        for i, stage in enumerate(self.stages):
+            if i and modulate is not None:
+                x = modulate(i - 1, x)
             x = stage(x)
             outputs.append(x)
         return outputs
 
-    def forward(self, x: Tensor) -> Tensor:
-        for stage in self.stages:
-            x = stage(x)
-        return x
+    def forward(self, x: Tensor, modulate: Modulation | None = None) -> Tensor:
+        return self.forward_stages(x, modulate)[-1]
 
 
 def build_transform(config: TransformConfig, encoder: bool) -> Transform:
@@ -135,7 +136,7 @@ class LearnedImageCodec(nn.Module):
         if config.padding != "zeros":
             set_padding(self, config.padding, [f"latent_codec.{name}" for name in config.family.checkerboard])
         vr = config.variable_rate
-        self.rate = RATE_METHODS[vr.method](t.latent_channels, vr.lmbdas) if vr is not None else None
+        self.rate = RATE_METHODS[vr.method].for_transform(t, vr.lmbdas) if vr is not None else None
 
     @property
     def variable_rate(self) -> bool:
@@ -170,6 +171,27 @@ class LearnedImageCodec(nn.Module):
         assert lmbda is not None  # check_lmbda refuses None for a variable-rate model
         return self.rate.unscale_latent(y_hat, lmbda)
 
+    def modulation(self, decoder: bool, lmbda: float | None) -> Modulation | None:
+        """What the rate method does between the stages of g_s (``decoder``) or g_a at ``lmbda``."""
+        return None if self.rate is None or lmbda is None else self.rate.modulation(decoder, lmbda)
+
+    def analyze_stages(self, x: Tensor, lmbda: float | None = None) -> list[Tensor]:
+        """Every g_a stage output at ``lmbda``; the last is y before the rate scaling."""
+        return self.g_a.forward_stages(x, self.modulation(False, lmbda))
+
+    def analyze(self, x: Tensor, lmbda: float | None = None) -> Tensor:
+        """y as the latent codec codes it at ``lmbda``: g_a (conditioned on it, if the rate method is),
+        then the rate scaling."""
+        return self.scale_latent(self.analyze_stages(x, lmbda)[-1], lmbda)
+
+    def reconstruct_stages(self, y_hat: Tensor, lmbda: float | None = None) -> list[Tensor]:
+        """Every g_s stage output of a coded latent at ``lmbda``; the last is x_hat, unclamped."""
+        return self.g_s.forward_stages(self.unscale_latent(y_hat, lmbda), self.modulation(True, lmbda))
+
+    def reconstruct(self, y_hat: Tensor, lmbda: float | None = None) -> Tensor:
+        """x_hat of a coded latent, unclamped and differentiable (training and latent refinement)."""
+        return self.reconstruct_stages(y_hat, lmbda)[-1]
+
     @property
     def stage_count(self) -> int:
         return len(self.g_a.stages) + len(self.g_s.stages)
@@ -198,8 +220,8 @@ class LearnedImageCodec(nn.Module):
     def forward(self, x: Tensor, lmbda: float | None = None) -> dict:
         self.check_input(x)
         self.check_lmbda(lmbda)
-        latent = self.latent_codec(self.scale_latent(self.g_a(x), lmbda))
-        return {"x_hat": self.g_s(self.unscale_latent(latent["y_hat"], lmbda)), "likelihoods": latent["likelihoods"]}
+        latent = self.latent_codec(self.analyze(x, lmbda))
+        return {"x_hat": self.reconstruct(latent["y_hat"], lmbda), "likelihoods": latent["likelihoods"]}
 
     @torch.no_grad()
     def compress(self, x: Tensor, lmbda: float | None = None) -> dict:
@@ -208,7 +230,7 @@ class LearnedImageCodec(nn.Module):
         ``y_hat`` is the coded latent (before the inverse gain of a variable-rate model)."""
         self.check_input(x)
         self.check_lmbda(lmbda)
-        y = self.scale_latent(self.g_a(x), lmbda)
+        y = self.analyze(x, lmbda)
         coded = [self.compress_latent(y[i : i + 1]) for i in range(x.shape[0])]
         multiple = self.config.family.latent_multiple
         return {
@@ -249,7 +271,7 @@ class LearnedImageCodec(nn.Module):
     def synthesize(self, y_hat: Tensor, lmbda: float | None = None) -> Tensor:
         """Decoder-side reconstruction in [0, 1] of a coded latent, on every thread: float, so the same
         pixels for the same machine and thread count, and within a level elsewhere (docs/bitstream.md)."""
-        return self.g_s(self.unscale_latent(y_hat, lmbda)).clamp_(0, 1)
+        return self.reconstruct(y_hat, lmbda).clamp_(0, 1)
 
     def update(self, force: bool = False) -> bool:
         """CompressAI-compatible no-op: coding tables rebuild themselves when weights change."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +20,13 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import Registry
+
+if TYPE_CHECKING:  # config.py imports this module for RATE_METHODS
+    from .config import TransformConfig
+
+# What a rate method gives a transform at one lambda: (stage index in the transform, its output) to the
+# next stage's input; applied after every stage but the last.
+Modulation = Callable[[int, Tensor], Tensor]
 
 
 class GainUnits(nn.Module):
@@ -47,6 +56,19 @@ class GainUnits(nn.Module):
         self.log_gain = nn.Parameter(torch.zeros(len(self.lmbdas), latent_channels))
         self.log_inverse_gain = nn.Parameter(torch.zeros(len(self.lmbdas), latent_channels))
         self.centre(math.sqrt(self.lmbdas[0] * self.lmbdas[-1]))
+
+    @classmethod
+    def for_transform(cls, transform: TransformConfig, lmbdas: tuple[float, ...]) -> GainUnits:
+        """The rate module of a model with these transforms (the registry's constructor)."""
+        return cls(transform.latent_channels, lmbdas)
+
+    def tables(self) -> dict[str, Tensor]:
+        """Every per-anchor table by name: (anchors, channels), interpolated in log-lambda."""
+        return {"log_gain": self.log_gain, "log_inverse_gain": self.log_inverse_gain}
+
+    def modulation(self, decoder: bool, lmbda: float) -> Modulation | None:
+        """None: gain units leave the transforms' hidden features as they are."""
+        return None
 
     @torch.no_grad()
     def centre(self, reference: float) -> None:
@@ -83,19 +105,24 @@ class GainUnits(nn.Module):
         t = (math.log(lmbda) - math.log(low)) / (math.log(high) - math.log(low))
         return table[k].double() * (1 - t) + table[k + 1].double() * t
 
-    def _interpolate(self, table: Tensor, lmbda: float) -> Tensor:
-        """(1, M, 1, 1) ``exp`` of ``table`` interpolated in log-lambda, in float64 and then cast, so
-        that an encoder and a decoder given the same float32 lambda compute the same gains."""
+    def _interpolate(self, table: Tensor, lmbda: float, exp: bool = True) -> Tensor:
+        """(1, M, 1, 1) ``table`` interpolated in log-lambda (``exp``-ed for a log table), in float64
+        and then cast, so that an encoder and a decoder given the same float32 lambda compute the same
+        values."""
         self.check(lmbda)
-        return self._log_row(table, lmbda).exp().to(table.dtype).view(1, -1, 1, 1)
+        row = self._log_row(table, lmbda)
+        return (row.exp() if exp else row).to(table.dtype).view(1, -1, 1, 1)
 
     @torch.no_grad()
     def adopt(self, other: GainUnits) -> None:
-        """Take ``other``'s gains at these anchors (its rows interpolated, or extrapolated beyond its range
+        """Take ``other``'s tables at these anchors (its rows interpolated, or extrapolated beyond its range
         along its end segments): a trained model re-anchored over a wider range starts coding its old
-        range as before, and the new anchors start where its gains were heading."""
-        for table, theirs in ((self.log_gain, other.log_gain), (self.log_inverse_gain, other.log_inverse_gain)):
-            table.copy_(torch.stack([other._log_row(theirs, v) for v in self.lmbdas]).to(table.dtype))
+        range as before, and the new anchors start where its gains were heading. Tables ``other`` lacks
+        (gain units adopted by a method with more) keep their identity start."""
+        theirs = other.tables()
+        for name, table in self.tables().items():
+            if name in theirs:
+                table.copy_(torch.stack([other._log_row(theirs[name], v) for v in self.lmbdas]).to(table.dtype))
 
     def gain(self, lmbda: float) -> Tensor:
         return self._interpolate(self.log_gain, lmbda)
@@ -112,6 +139,62 @@ class GainUnits(nn.Module):
         return y_hat * self.inverse_gain(lmbda)
 
 
-# Entries are modules with GainUnits' interface (range, check, centre, scale_latent, unscale_latent).
+class ModulatedGainUnits(GainUnits):
+    """Gain units plus a lambda-conditioned per-channel affine map (scale and shift) of every hidden
+    stage output of g_a and g_s: FiLM (Perez et al., AAAI 2018) with one row per anchor lambda,
+    interpolated as the gains are; the feature-modulation family of variable-rate codecs (Yang et al.,
+    "Variable Rate Deep Image Compression With Modulated Autoencoder", SPL 2020; Song et al., ICCV 2021).
+
+    Why: gain units give every rate the same ``g_a(x)``, only scaled, so at high rates the curve stops
+    at what ``g_s(g_a(x))`` reaches unquantized (docs/variable_rate.md, "Where the curve stops"). With
+    modulation each rate has its own analysis and synthesis, at ``4 x anchors x hidden channels`` more
+    parameters and one multiply-add per hidden value. Scales start at 1 and shifts at 0, so gain units
+    adopted from a trained model code exactly as before. Files do not change: the decoder reads lambda
+    from the header, as it does for the gains.
+    """
+
+    def __init__(
+        self, latent_channels: int, lmbdas: tuple[float, ...], encoder_widths: list[int], decoder_widths: list[int]
+    ) -> None:
+        super().__init__(latent_channels, lmbdas)
+        anchors = len(self.lmbdas)
+
+        def zeros(widths: list[int]) -> nn.ParameterList:
+            return nn.ParameterList(nn.Parameter(torch.zeros(anchors, width)) for width in widths)
+
+        self.encoder_log_scale, self.encoder_shift = zeros(encoder_widths), zeros(encoder_widths)
+        self.decoder_log_scale, self.decoder_shift = zeros(decoder_widths), zeros(decoder_widths)
+
+    @classmethod
+    def for_transform(cls, transform: TransformConfig, lmbdas: tuple[float, ...]) -> GainUnits:
+        widths = [out for _, out in transform.stage_widths]
+        encoder = len(transform.encoder)
+        return cls(transform.latent_channels, lmbdas, widths[: encoder - 1], widths[encoder:-1])
+
+    def _modulation_tables(self) -> dict[str, nn.ParameterList]:
+        return {
+            "encoder_log_scale": self.encoder_log_scale,
+            "encoder_shift": self.encoder_shift,
+            "decoder_log_scale": self.decoder_log_scale,
+            "decoder_shift": self.decoder_shift,
+        }
+
+    def tables(self) -> dict[str, Tensor]:
+        named = {
+            f"{name}.{i}": table for name, lists in self._modulation_tables().items() for i, table in enumerate(lists)
+        }
+        return {**super().tables(), **named}
+
+    def modulation(self, decoder: bool, lmbda: float) -> Modulation:
+        side = "decoder" if decoder else "encoder"
+        tables = self._modulation_tables()
+        scales = [self._interpolate(table, lmbda) for table in tables[f"{side}_log_scale"]]
+        shifts = [self._interpolate(table, lmbda, exp=False) for table in tables[f"{side}_shift"]]
+        return lambda stage_index, h: torch.addcmul(shifts[stage_index], h, scales[stage_index])
+
+
+# Entries are modules with GainUnits' interface (for_transform, tables, modulation, range, check, centre,
+# scale_latent, unscale_latent).
 RATE_METHODS: Registry[type[GainUnits]] = Registry("rate method")
 RATE_METHODS.register("gain", GainUnits)
+RATE_METHODS.register("modulated", ModulatedGainUnits)

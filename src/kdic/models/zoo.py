@@ -210,10 +210,14 @@ register(
 )
 
 
-def with_variable_rate(config: ModelConfig, lmbdas: tuple[float, ...] | None = None) -> ModelConfig:
+def with_variable_rate(
+    config: ModelConfig, lmbdas: tuple[float, ...] | None = None, method: str | None = None
+) -> ModelConfig:
     """The variable-rate variant of a model (named ``<name>-vr``): same transforms and entropy model,
-    plus gain units over ``lmbdas`` (default: ``DEFAULT_ANCHORS``)."""
-    vr = VariableRateConfig(lmbdas) if lmbdas else config.variable_rate or VariableRateConfig()
+    plus a rate method (default: the model's, else gain units) over ``lmbdas`` (default: the model's,
+    else ``DEFAULT_ANCHORS``)."""
+    vr = config.variable_rate or VariableRateConfig()
+    vr = replace(vr, lmbdas=tuple(lmbdas) if lmbdas else vr.lmbdas, method=method or vr.method)
     name = config.name if config.variable_rate is not None else f"{config.name}-vr"
     description = (
         config.description

@@ -120,21 +120,20 @@ def rd_validation(
 def init_from(model: LearnedImageCodec, initial: LearnedImageCodec, source: str | Path) -> None:
     """Start ``model`` from ``initial``: the same model, its fixed-rate version (then the gain units
     are centred on the lambda it was trained at, so the new model first codes there as it did), or
-    the same variable-rate model over other anchors (``--lmbdas``; the gains are carried over by
-    ``GainUnits.adopt``)."""
+    the same variable-rate model over other anchors (``--lmbdas``) or by another rate method
+    (``--rate-method``; the tables both methods have are carried over by ``GainUnits.adopt``)."""
     mine, theirs = model.config, initial.config
     starts_vr = theirs.variable_rate is None and mine.variable_rate is not None
     reanchors = (
         mine.variable_rate is not None
         and theirs.variable_rate is not None
-        and mine.variable_rate.method == theirs.variable_rate.method
         and replace(theirs, variable_rate=mine.variable_rate) == mine
     )
     same_codec = (theirs.transform, theirs.entropy) == (mine.transform, mine.entropy)
     if theirs != mine and not (starts_vr and same_codec) and not reanchors:
         raise KdicError(
             f"{source} holds a {theirs.name!r} model, not {mine.name!r} (or its fixed-rate version, or the same "
-            "model over other anchor lambdas)"
+            "model over other anchor lambdas or by another rate method)"
         )
     if reanchors and theirs != mine:
         assert model.rate is not None and initial.rate is not None  # both configs are variable-rate
