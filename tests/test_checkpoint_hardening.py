@@ -270,7 +270,9 @@ FIXED_RATE = sorted(FIXED_RATE_WEIGHTS.glob("*-q?.safetensors"))
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_every_shipped_weights_file_loads_as_its_variable_rate_preset(path):
     model = kdic.load(path)
-    preset = replace(with_variable_rate(get_config(path.stem.removesuffix("-vr"))), padding="replicate")
+    preset = replace(
+        with_variable_rate(get_config(path.stem.removesuffix("-vr")), method="modulated"), padding="replicate"
+    )
     assert model.config == read_config(path) == preset and model.lmbda is None
 
 

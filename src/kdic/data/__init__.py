@@ -99,6 +99,6 @@ def weights_for_digest(model_id: str, digest: bytes) -> Path:
             return entry.path
     raise KdicError(
         f"no shipped weights match this file (model {model_id!r}, weights {digest.hex()}); "
-        "pass the encoder's --weights FILE (kdic 0.1's shipped fixed-rate weights are in the repository, "
-        "results/repro/shipped-0.1)"
+        "pass the encoder's --weights FILE (earlier shipped weights are in the repository: variable-rate under "
+        "results/vr, docs/variable_rate.md says which; kdic 0.1's fixed-rate ones in results/repro/shipped-0.1)"
     )
