@@ -2,10 +2,11 @@
 
 For each lambda, every image is passed through the model twice, in eval mode: as coded (the
 latent rounded, likelihood-estimated bpp) and with the rounding left out (``g_s`` of the
-rate-scaled latent, unrounded). The gain units give every lambda the same ``g_a(x)``, so the
-unrounded PSNR is nearly the same at every lambda: once the coded PSNR reaches it, more rate buys
-nothing, and only a better latent than the encoder's (e.g. ``--refine``, whose Kodak curve passes
-the bound) or a better encoder lifts the curve.
+rate-scaled latent, unrounded). Gain units give every lambda the same ``g_a(x)``, so the
+unrounded PSNR is nearly the same at every lambda; modulated transforms move it with lambda, but
+only as far as their width allows. Once the coded PSNR reaches it, more rate buys nothing, and only
+a better latent than the encoder's (e.g. ``--refine``, whose Kodak curve passes the bound) or wider
+transforms lift the curve.
 
     python scripts/autoencoder_ceiling.py --weights src/kdic/data/weights/kdic-tiny-vr.safetensors \
         --data ../shared/data/kodak --lmbdas 0.0134 0.0564 0.178 -o results/vr/ceiling/student.json
