@@ -25,7 +25,16 @@ from kdic.checkpoint import load
 from kdic.codec import decode_bytes, encode_image, read_image, unpack
 from kdic.codec.pipeline import latent_size
 from kdic.data import sample_image_path
-from kdic.entropy.exact import exact_arithmetic, exact_exp, exact_gelu, exact_log, exact_tanh
+from kdic.entropy.exact import (
+    GELU_RANGE,
+    GELU_STEPS,
+    exact_arithmetic,
+    exact_exp,
+    exact_gelu,
+    exact_log,
+    exact_tanh,
+    table_gelu,
+)
 from kdic.entropy.latent import ParameterPath
 
 from .helpers import FIXED_RATE_WEIGHTS
@@ -118,6 +127,18 @@ def test_transcendentals_are_accurate():
     assert (exact_log(x.abs() + 1e-3) - torch.log(x.abs() + 1e-3)).abs().max() < 1e-14
     assert (exact_tanh(x) - torch.tanh(x)).abs().max() < 1e-15
     assert (exact_gelu(x) - torch.nn.functional.gelu(x)).abs().max() < 1e-7
+
+
+def test_table_gelu_hits_the_exact_table_and_interpolates_between():
+    """The exact path's GELU: the table's own values on its grid, within 1e-7 of torch's between grid
+    points, x or 0 beyond its range, and the same values whatever the tensor's shape."""
+    grid = torch.arange(-GELU_RANGE * GELU_STEPS, GELU_RANGE * GELU_STEPS + 1, dtype=torch.float64) / GELU_STEPS
+    assert torch.equal(table_gelu(grid), exact_gelu(grid))
+    x = torch.linspace(-12, 12, 40001, dtype=torch.float64)
+    assert (table_gelu(x) - torch.nn.functional.gelu(x)).abs().max() < 1e-7
+    assert torch.equal(table_gelu(torch.tensor([-9.0, 9.0])), torch.tensor([0.0, 9.0], dtype=torch.float64))
+    assert torch.equal(table_gelu(x.view(1, 40001, 1, 1)).flatten(), table_gelu(x))
+    assert table_gelu(torch.tensor(0.5)).shape == ()
 
 
 def test_an_operation_without_an_exact_twin_is_refused():

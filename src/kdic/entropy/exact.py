@@ -196,23 +196,26 @@ def exact_gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 GELU_RANGE = 8.0  # beyond it GELU is x (or 0) to within 1e-14
 GELU_STEPS = 1024  # table entries per unit: linear interpolation is then within 1e-7 (as the erfc)
-_GELU_TABLE: list[Tensor] = []
+_GELU_TABLE: list[tuple[Tensor, Tensor]] = []  # (values, slopes to the next entry), built once
 
 
 def table_gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """GELU by linear interpolation in a table of ``exact_gelu`` (built once, identically everywhere):
-    ten correctly rounded operations per value instead of the ~50 of the erfc and exp polynomials."""
+    two lookups and a few correctly rounded operations per value instead of the ~50 of the erfc and
+    exp polynomials. The slopes are the table's own differences, so precomputing them changes no bit;
+    ``index_select`` gathers about twice as fast as advanced indexing."""
     if approximate != "none":
         return exact_gelu(x, approximate)
     if not _GELU_TABLE:
         grid = torch.arange(-GELU_RANGE * GELU_STEPS, GELU_RANGE * GELU_STEPS + 2, dtype=torch.float64) / GELU_STEPS
-        _GELU_TABLE.append(exact_gelu(grid))
-    table = _GELU_TABLE[0].to(x.device)
+        values = exact_gelu(grid)
+        _GELU_TABLE.append((values, values[1:] - values[:-1]))
+    values, slopes = (t.to(x.device) for t in _GELU_TABLE[0])
     x = x.double()
     position = (x.clamp(-GELU_RANGE, GELU_RANGE) + GELU_RANGE) * GELU_STEPS
     index = position.floor()
-    below = table[index.long()]
-    value = below + (position - index) * (table[index.long() + 1] - below)
+    at = index.long().flatten()
+    value = values.index_select(0, at).view(x.shape) + (position - index) * slopes.index_select(0, at).view(x.shape)
     return torch.where(x > GELU_RANGE, x, torch.where(x < -GELU_RANGE, 0.0, value))
 
 
